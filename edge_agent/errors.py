@@ -1,0 +1,11 @@
+"""The agent's branch of the exception tree."""
+
+from protocol.errors import OutpostError
+
+
+class AgentError(OutpostError):
+    """Root of the edge agent's errors."""
+
+
+class NotBuiltError(AgentError):
+    """A command or feature that is planned but not built yet."""

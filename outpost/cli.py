@@ -1,0 +1,48 @@
+"""`outpost`: one command for the hub, the simulator, training and benchmarks."""
+
+from __future__ import annotations
+
+import typer
+
+import bench.cli
+import hub.cli
+import sim.cli
+import training.cli
+from outpost import __version__, stubs
+
+app = typer.Typer(
+    name="outpost",
+    help="Outpost: edge-first fleet platform for robots and industrial gateways.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+GROUPS: dict[str, typer.Typer] = {
+    "": app,
+    "hub": hub.cli.app,
+    "hub user": hub.cli.user_app,
+    "hub token": hub.cli.token_app,
+    "hub audit": hub.cli.audit_app,
+    "model": hub.cli.model_app,
+    "model rollout": hub.cli.rollout_app,
+    "sim": sim.cli.app,
+    "dataset": training.cli.dataset_app,
+    "drift": training.cli.drift_app,
+    "capture": training.cli.capture_app,
+    "bench": bench.cli.app,
+}
+
+for _path in ("hub", "model", "sim", "dataset", "drift", "capture", "bench"):
+    app.add_typer(GROUPS[_path], name=_path)
+stubs.register(GROUPS)
+
+
+@app.command()
+def version() -> None:
+    """Print the Outpost version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

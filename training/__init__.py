@@ -1,0 +1,1 @@
+"""The Outpost training pipeline: datasets, YOLO training, signed ONNX models, drift."""
