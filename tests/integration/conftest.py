@@ -40,6 +40,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "integration: needs the real dev services")
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` selection runs on the same hook
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test in this folder `integration`."""
     for item in items:
