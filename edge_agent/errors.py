@@ -7,5 +7,11 @@ class AgentError(OutpostError):
     """Root of the edge agent's errors."""
 
 
+class ConfigError(AgentError):
+    """The settings file or environment is invalid; the message names file, key and allowed."""
+
+    exit_code = 2
+
+
 class NotBuiltError(AgentError):
     """A command or feature that is planned but not built yet."""

@@ -1,0 +1,230 @@
+"""The agent's settings: a TOML file, overridden by `OUTPOST_AGENT_*` variables.
+
+Validated once at start-up and passed down; nothing reads settings at import
+time. A bad file is one `ConfigError` naming the file, the key and what is
+allowed; the CLI turns it into exit status 2.
+
+Example:
+    >>> s = AgentSettings.model_validate({"device": {"id": "amr-7"}})
+    >>> s.outbox.synchronous, s.uplink.resend_timeout_s
+    ('NORMAL', 30.0)
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from edge_agent.errors import ConfigError
+from protocol.topics import DEVICE_ID_PATTERN
+
+ENV_PREFIX = "OUTPOST_AGENT_"
+SYSTEM_CONFIG = Path("/etc/outpost/agent.toml")
+SYSTEM_DATA_DIR = Path("/var/lib/outpost")
+
+PositiveSeconds = Annotated[float, Field(gt=0, le=86_400)]
+
+
+def default_config_path() -> Path:
+    """`/etc/outpost/agent.toml` for root, `~/.config/outpost/agent.toml` otherwise."""
+    if os.geteuid() == 0:
+        return SYSTEM_CONFIG
+    return Path.home() / ".config" / "outpost" / "agent.toml"
+
+
+def default_data_dir() -> Path:
+    """`/var/lib/outpost` for root, `~/.local/share/outpost` otherwise."""
+    if os.geteuid() == 0:
+        return SYSTEM_DATA_DIR
+    return Path.home() / ".local" / "share" / "outpost"
+
+
+class Section(BaseModel):
+    """A settings section: unknown keys are errors (a typo must not pass silently)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DeviceSection(Section):
+    """Who this device is and where it keeps its state."""
+
+    id: Annotated[str, StringConstraints(pattern=DEVICE_ID_PATTERN)]
+    name: str = ""
+    data_dir: Path = Field(default_factory=default_data_dir)
+
+    @property
+    def key_path(self) -> Path:
+        """The device's Ed25519 private key (mode 0600)."""
+        return self.data_dir / "device.key"
+
+    @property
+    def outbox_path(self) -> Path:
+        """The SQLite outbox."""
+        return self.data_dir / "outbox.db"
+
+    @property
+    def status_path(self) -> Path:
+        """Where the running agent publishes its live status for `edge-agent status`."""
+        return self.data_dir / "status.json"
+
+
+class HubSection(Section):
+    """The hub this device enrolled with."""
+
+    url: str = ""
+    public_key: str = ""
+
+
+class MqttSection(Section):
+    """The broker the agent publishes to (`mqtts://` for TLS)."""
+
+    url: Annotated[str, StringConstraints(pattern=r"^mqtts?://[^/\s]+(:\d+)?/?$")] = (
+        "mqtt://127.0.0.1:1883"
+    )
+    username: str = ""
+    password: str = ""
+    keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
+    session_expiry_s: Annotated[int, Field(ge=0, le=604_800)] = 3600
+    connect_timeout_s: PositiveSeconds = 10.0
+
+
+class OutboxSection(Section):
+    """The SQLite store-and-forward buffer.
+
+    `synchronous = "NORMAL"` (WAL) survives a crash of the agent with no loss and may
+    lose the last transactions on power loss; `"FULL"` survives power loss too, at a
+    lower write rate.
+    """
+
+    synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    cap_mb: Annotated[float, Field(gt=0, le=1_000_000)] = 256.0
+    downsample_at: Annotated[float, Field(gt=0, le=1)] = 0.8
+
+
+class UplinkSection(Section):
+    """How the outbox is forwarded to the hub."""
+
+    max_inflight: Annotated[int, Field(ge=1, le=10_000)] = 100
+    batch_messages: Annotated[int, Field(ge=1, le=10_000)] = 200
+    resend_timeout_s: PositiveSeconds = 30.0
+    drain_rate: Annotated[float, Field(gt=0, le=1_000_000)] = 500.0
+    live_window_s: PositiveSeconds = 5.0
+    backoff_initial_s: PositiveSeconds = 0.5
+    backoff_max_s: PositiveSeconds = 30.0
+    state_interval_s: PositiveSeconds = 10.0
+    poll_interval_s: PositiveSeconds = 0.05
+
+
+class HostSource(Section):
+    """CPU, memory, disk and temperatures of this machine."""
+
+    type: Literal["host"] = "host"
+    interval_s: PositiveSeconds = 5.0
+
+
+class OutboxSource(Section):
+    """Depth, size, age and drops of the outbox."""
+
+    type: Literal["outbox"] = "outbox"
+    interval_s: PositiveSeconds = 10.0
+
+
+class SyntheticSource(Section):
+    """A counter at a fixed rate, for commissioning a link and for tests."""
+
+    type: Literal["synthetic"] = "synthetic"
+    rate_hz: Annotated[float, Field(gt=0, le=100_000)] = 10.0
+    metric: str = "synthetic.counter"
+    limit: Annotated[int, Field(ge=0)] = 0
+    """Stop after this many points (0: never)."""
+
+
+SourceConfig = Annotated[HostSource | OutboxSource | SyntheticSource, Field(discriminator="type")]
+
+
+class TelemetrySection(Section):
+    """Telemetry sources and how their points are batched into messages."""
+
+    batch_points: Annotated[int, Field(ge=1, le=5000)] = 500
+    batch_delay_s: PositiveSeconds = 1.0
+    sources: list[SourceConfig] = Field(default_factory=lambda: [HostSource(), OutboxSource()])
+
+
+class MetricsSection(Section):
+    """Prometheus metrics on a local port (0 disables)."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 9108
+
+
+class AgentSettings(BaseSettings):
+    """Everything the agent reads at start-up."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    device: DeviceSection
+    hub: HubSection = HubSection()
+    mqtt: MqttSection = MqttSection()
+    outbox: OutboxSection = OutboxSection()
+    uplink: UplinkSection = UplinkSection()
+    telemetry: TelemetrySection = TelemetrySection()
+    metrics: MetricsSection = MetricsSection()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment variables win over the file's values."""
+        return env_settings, init_settings
+
+
+def load_settings(path: Path | None = None) -> AgentSettings:
+    """Read and validate the settings file; raise `ConfigError` naming file, key and allowed."""
+    path = path or default_config_path()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: no such file; run `edge-agent install` or pass --config"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return settings_from_dict(data, source=str(path))
+
+
+def settings_from_dict(data: dict[str, Any], *, source: str) -> AgentSettings:
+    """Validate already-parsed settings; errors name `source`."""
+    try:
+        return AgentSettings(**data)
+    except ValidationError as exc:
+        raise ConfigError(describe_error(exc, source)) from None
+
+
+def describe_error(exc: ValidationError, source: str) -> str:
+    """One line per problem: `file: key: what is wrong; allowed: …`."""
+    lines = []
+    for err in exc.errors(include_url=False):
+        key = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        got = err.get("input")
+        if err["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling against docs/field-technician.md)"
+        elif err["type"] == "missing":
+            message = "required key is missing"
+        else:
+            message = f"{err['msg']} (got {got!r:.60})"
+        lines.append(f"{source}: {key}: {message}")
+    return "\n".join(lines)
