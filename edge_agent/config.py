@@ -147,6 +147,10 @@ class SyntheticSource(Section):
 SourceConfig = Annotated[HostSource | OutboxSource | SyntheticSource, Field(discriminator="type")]
 
 
+def _default_sources() -> list[HostSource | OutboxSource | SyntheticSource]:
+    return [HostSource(), OutboxSource()]
+
+
 class TelemetrySection(Section):
     """Telemetry sources and how their points are batched into messages."""
 
