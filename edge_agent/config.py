@@ -156,7 +156,7 @@ class TelemetrySection(Section):
 
     batch_points: Annotated[int, Field(ge=1, le=5000)] = 500
     batch_delay_s: PositiveSeconds = 1.0
-    sources: list[SourceConfig] = Field(default_factory=lambda: [HostSource(), OutboxSource()])
+    sources: list[SourceConfig] = Field(default_factory=_default_sources)
 
 
 class MetricsSection(Section):
