@@ -7,7 +7,8 @@ from typing import NoReturn
 import typer
 from rich.console import Console
 
-from edge_agent import __version__
+from edge_agent import __version__, cli_runtime
+from edge_agent.cli_install import config_validate, install, uninstall
 
 NOT_BUILT_EXIT = 3
 """Exit status of a command that is planned but not built yet."""
@@ -31,6 +32,11 @@ app.add_typer(buffer_app, name="buffer")
 app.add_typer(model_app, name="model")
 app.add_typer(bench_app, name="bench")
 
+app.command()(install)
+app.command()(uninstall)
+config_app.command("validate")(config_validate)
+cli_runtime.register(app, buffer_app)
+
 _err = Console(stderr=True)
 _STUB = {"allow_extra_args": True, "ignore_unknown_options": True}
 
@@ -50,15 +56,7 @@ def _stub(group: typer.Typer, prefix: str, name: str, issue: int, help_text: str
 
 
 for _group, _prefix, _name, _issue, _help in (
-    (app, "", "install", 3, "Create the device identity, enroll at the hub, install the service"),
-    (app, "", "uninstall", 3, "Remove the service, identity and configuration"),
-    (app, "", "run", 3, "Run the agent in the foreground"),
-    (app, "", "status", 3, "Link, buffer, stop state and model at a glance"),
-    (app, "", "doctor", 3, "Check configuration, keys, broker, clock, disk, camera and model"),
     (app, "", "estop", 5, "Engage the protective stop locally"),
-    (config_app, "config ", "validate", 3, "Validate the configuration file"),
-    (buffer_app, "buffer ", "stats", 3, "Outbox depth, size, age and drops"),
-    (buffer_app, "buffer ", "export", 3, "Export outbox rows as JSON lines"),
     (model_app, "model ", "list", 6, "Installed model versions"),
     (model_app, "model ", "activate", 6, "Activate an installed model version"),
     (model_app, "model ", "rollback", 6, "Go back to the previous model version"),

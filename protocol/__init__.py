@@ -8,6 +8,12 @@ Example:
 
 from protocol.codec import decode, decode_command, decode_envelope, encode
 from protocol.commands import DEFAULT_CLOCK_SKEW, accept_command, check_fresh, new_command
+from protocol.enrollment import (
+    ENROLL_PATH,
+    EnrollRequest,
+    EnrollResponse,
+    MqttCredentials,
+)
 from protocol.errors import (
     CommandRejected,
     DecodeError,
@@ -90,6 +96,7 @@ __all__ = [
     "DEFAULT_CLOCK_SKEW",
     "DOWNLINK_CHANNELS",
     "DOWNLINK_TYPES",
+    "ENROLL_PATH",
     "MAX_MESSAGE_BYTES",
     "MOTION_COMMANDS",
     "PROTOCOL_VERSION",
@@ -111,6 +118,8 @@ __all__ = [
     "DetectionBatch",
     "DeviceState",
     "EncodeError",
+    "EnrollRequest",
+    "EnrollResponse",
     "Envelope",
     "EstopParams",
     "EstopStatus",
@@ -122,6 +131,7 @@ __all__ = [
     "ModelAssignment",
     "ModelManifest",
     "ModelRef",
+    "MqttCredentials",
     "OutpostError",
     "OverrideParams",
     "PathPlanParams",

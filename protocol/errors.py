@@ -54,7 +54,7 @@ class RejectReason(StrEnum):
     NOT_YET_VALID = "not_yet_valid"
 
 
-class CommandRejected(ProtocolError):  # noqa: N818 - reads as the verdict it is
+class CommandRejected(ProtocolError):
     """A command the device must not execute, with the precise reason.
 
     Example:

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from protocol.enrollment import EnrollRequest, EnrollResponse
 from protocol.models import (
     BODY_BY_KIND,
     PARAMS_BY_TYPE,
@@ -55,6 +56,8 @@ def generate_schemas() -> dict[str, dict[str, Any]]:
         (Watermark, "watermark"),
         (ModelManifest, "model-manifest"),
         (ModelAssignment, "model-assignment"),
+        (EnrollRequest, "enroll-request"),
+        (EnrollResponse, "enroll-response"),
     ):
         schemas[f"{name}.json"] = _schema(model, name)
     for kind, body in BODY_BY_KIND.items():

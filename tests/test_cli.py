@@ -28,12 +28,6 @@ def test_planned_outpost_commands_say_not_built(path: str, name: str, issue: int
 @pytest.mark.parametrize(
     "args",
     [
-        ["install", "--hub", "http://hub:8080", "--token", "t"],
-        ["run"],
-        ["status", "--json"],
-        ["doctor"],
-        ["config", "validate"],
-        ["buffer", "stats"],
         ["model", "rollback"],
         ["bench", "detect"],
         ["estop"],

@@ -1,0 +1,181 @@
+"""The running agent: one TaskGroup owns the uplink, telemetry, status and metrics loops.
+
+Example:
+    settings = load_settings(Path("/etc/outpost/agent.toml"))
+    asyncio.run(Agent(settings).run())          # until SIGTERM / Ctrl-C
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import time
+from dataclasses import asdict
+from typing import Any
+
+from edge_agent import __version__
+from edge_agent.config import AgentSettings
+from edge_agent.metrics import AgentMetrics
+from edge_agent.outbox import Outbox, OutboxStats
+from edge_agent.telemetry import Batcher, SourceContext, build_source
+from edge_agent.uplink import AuthenticationRefused, Uplink
+from protocol import BufferStatus, Channel, DeviceState, Mode, PriorityClass, encode
+
+logger = logging.getLogger(__name__)
+
+STATUS_INTERVAL_S = 1.0
+
+
+class _Shutdown(Exception):
+    """Raised inside the TaskGroup to end every loop cleanly."""
+
+
+class Agent:
+    """The edge agent process."""
+
+    def __init__(self, settings: AgentSettings) -> None:
+        self.settings = settings
+        self._stats: OutboxStats | None = None
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        """Ask the agent to flush and exit (what SIGTERM does)."""
+        self._stop.set()
+
+    def state(self) -> DeviceState:
+        """The retained `state` this agent publishes."""
+        buffer = None
+        if self._stats is not None:
+            buffer = BufferStatus(
+                depth=self._stats.depth,
+                bytes=self._stats.bytes,
+                oldest_ts=self._stats.oldest_ts,
+                dropped=dict(self._stats.dropped),
+            )
+        return DeviceState(online=True, agent_version=__version__, mode=Mode.IDLE, buffer=buffer)
+
+    async def run(self) -> None:
+        """Run until `stop()` or SIGTERM; raise `AuthenticationRefused` on a refused login."""
+        cfg = self.settings
+        cfg.device.data_dir.mkdir(parents=True, exist_ok=True)
+        self._install_signal_handlers()
+        outbox = await Outbox.open(
+            cfg.device.outbox_path,
+            device=cfg.device.id,
+            synchronous=cfg.outbox.synchronous,
+            cap_bytes=int(cfg.outbox.cap_mb * (1 << 20)),
+            downsample_at=cfg.outbox.downsample_at,
+        )
+        self._stats = await outbox.stats()
+        uplink = Uplink(cfg, outbox, state=self.state)
+        batcher = Batcher(
+            outbox,
+            max_points=cfg.telemetry.batch_points,
+            max_delay_s=cfg.telemetry.batch_delay_s,
+            on_flush=uplink.notify,
+        )
+        metrics = AgentMetrics.serve(cfg.metrics.host, cfg.metrics.port)
+        logger.info(
+            "agent %s starting: device %s, stream %s", __version__, cfg.device.id, outbox.stream
+        )
+        try:
+            await self._loops(outbox, uplink, batcher, metrics)
+        finally:
+            await batcher.flush()
+            self._stats = await outbox.stats()
+            self._write_status(uplink, outbox)
+            await outbox.close()
+            metrics.close()
+            logger.info("agent stopped")
+
+    async def _loops(
+        self, outbox: Outbox, uplink: Uplink, batcher: Batcher, metrics: AgentMetrics
+    ) -> None:
+        context = SourceContext(outbox=outbox, data_dir=self.settings.device.data_dir)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(uplink.run(), name="uplink")
+                tg.create_task(batcher.run(), name="telemetry-batcher")
+                for source_cfg in self.settings.telemetry.sources:
+                    source = build_source(source_cfg, context)
+                    tg.create_task(source.run(batcher.add), name=f"telemetry-{source.name}")
+                tg.create_task(self._status_loop(outbox, uplink, metrics), name="status")
+                tg.create_task(self._state_loop(outbox, uplink), name="state")
+                tg.create_task(self._wait_for_stop(), name="stop")
+        except* _Shutdown:
+            pass
+        except* AuthenticationRefused as group:
+            raise group.exceptions[0] from None
+
+    async def _wait_for_stop(self) -> None:
+        await self._stop.wait()
+        raise _Shutdown
+
+    def _install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, self.stop)
+            except (NotImplementedError, RuntimeError):  # not the main thread
+                return
+
+    async def _status_loop(self, outbox: Outbox, uplink: Uplink, metrics: AgentMetrics) -> None:
+        while True:
+            self._stats = await outbox.stats()
+            metrics.update(self._stats, uplink.status)
+            self._write_status(uplink, outbox)
+            await asyncio.sleep(STATUS_INTERVAL_S)
+
+    async def _state_loop(self, outbox: Outbox, uplink: Uplink) -> None:
+        """Refresh the retained state periodically (drop counters, buffer depth)."""
+        last_dropped: dict[PriorityClass, int] = {}
+        while True:
+            await asyncio.sleep(self.settings.uplink.state_interval_s)
+            dropped = dict(self._stats.dropped) if self._stats else {}
+            if dropped != last_dropped:
+                logger.warning("outbox dropped rows: %s", {k.value: v for k, v in dropped.items()})
+                last_dropped = dropped
+            await outbox.put(Channel.STATE, encode(self.state()))
+            uplink.notify()
+
+    def _write_status(self, uplink: Uplink, outbox: Outbox) -> None:
+        write_status_file(
+            self.settings, status_snapshot(self.settings, uplink, outbox, self._stats)
+        )
+
+
+def status_snapshot(
+    settings: AgentSettings, uplink: Uplink, outbox: Outbox, stats: OutboxStats | None
+) -> dict[str, Any]:
+    """What `edge-agent status` shows about a running agent."""
+    link = asdict(uplink.status)
+    link["state"] = uplink.status.state.value
+    return {
+        "pid": os.getpid(),
+        "updated_at": time.time(),
+        "agent_version": __version__,
+        "device": settings.device.id,
+        "stream": outbox.stream,
+        "link": link,
+        "estop": {"engaged": False, "detail": "safety supervisor not built yet (issue #5)"},
+        "model": None,
+        "outbox": _stats_json(stats) if stats else None,
+    }
+
+
+def _stats_json(stats: OutboxStats) -> dict[str, Any]:
+    data = asdict(stats)
+    data["dropped"] = {k.value: v for k, v in stats.dropped.items()}
+    data["oldest_ts"] = stats.oldest_ts.isoformat() if stats.oldest_ts else None
+    return data
+
+
+def write_status_file(settings: AgentSettings, snapshot: dict[str, Any]) -> None:
+    """Atomically replace the status file (a reader never sees half of it)."""
+    path = settings.device.status_path
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(snapshot, default=str), encoding="utf-8")
+    tmp.replace(path)

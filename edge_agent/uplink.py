@@ -1,0 +1,308 @@
+"""The MQTT uplink: forwards the outbox to the hub and applies the hub's watermarks.
+
+Delivery contract (DESIGN.md "Delivery"): every row is published at QoS 1 with
+its `seq`; rows are deleted only when the hub's `ingested` watermark covers them;
+rows published but not covered are re-sent after `resend_timeout_s`. A broker's
+PUBACK alone proves nothing, so it is only used for flow control.
+
+Live data goes first; the backlog that piled up while the link was down drains
+behind it at `drain_rate` messages per second, so the dashboard stays current
+while hours of history catch up. Safety rows (events, acks, state) never wait.
+
+The connection is an MQTT 5 persistent session (`clean_start` off, session
+expiry) with the device's retained `state` as its last will (`online: false`).
+A refused login is fatal and reported, never retried in a loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from urllib.parse import urlsplit
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edge_agent.backoff import Backoff
+from edge_agent.config import AgentSettings
+from edge_agent.errors import AgentError
+from edge_agent.outbox import Outbox
+from protocol import (
+    Channel,
+    DecodeError,
+    DeviceState,
+    Envelope,
+    Watermark,
+    decode,
+    encode,
+    topic,
+)
+
+logger = logging.getLogger(__name__)
+
+WILL_STREAM = "will"
+"""Stream of last-will messages: their `seq` is the connection time in ms, never reused."""
+
+# MQTT 5 CONNACK reason codes (and the 3.1.1 return codes) that mean "your login is wrong".
+_AUTH_REFUSED = {4, 5, 134, 135, 138}
+
+
+class AuthenticationRefused(AgentError):
+    """The broker refused the device's credentials: retrying cannot help."""
+
+
+class LinkState(StrEnum):
+    """The uplink's connection state, as `edge-agent status` shows it."""
+
+    CONNECTING = "connecting"
+    UP = "up"
+    DOWN = "down"
+    REFUSED = "refused"
+
+
+@dataclass
+class LinkStatus:
+    """Counters and state of the uplink, read by status, metrics and the safety watchdog."""
+
+    state: LinkState = LinkState.CONNECTING
+    since: float = field(default_factory=time.time)
+    connects: int = 0
+    last_error: str = ""
+    published: int = 0
+    resent: int = 0
+    watermark: int = 0
+    last_downlink: float = 0.0
+
+    def change(self, state: LinkState, *, error: str = "", now: float) -> None:
+        """Record a state change (logged once)."""
+        if state is not self.state:
+            logger.info("uplink %s -> %s %s", self.state.value, state.value, error[:200])
+            self.state, self.since = state, now
+        if error:
+            self.last_error = error[:500]
+
+
+class TokenBucket:
+    """Allows `rate` items per second on average, in bursts of at most `burst`."""
+
+    def __init__(self, rate: float, burst: float, clock: Callable[[], float]) -> None:
+        self.rate, self.burst, self._clock = rate, burst, clock
+        self._tokens, self._at = burst, clock()
+
+    def available(self) -> int:
+        """Whole tokens available now."""
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        return int(self._tokens)
+
+    def take(self, count: int) -> None:
+        """Spend `count` tokens."""
+        self._tokens -= count
+
+
+DownlinkHandler = Callable[[Channel, bytes], Awaitable[None]]
+
+
+class Uplink:
+    """Connects, publishes the outbox, applies watermarks, hands other downlink on.
+
+    Example:
+        uplink = Uplink(settings, outbox, state=lambda: DeviceState(online=True))
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(uplink.run(), name="uplink")
+            ...
+            uplink.notify()   # after putting rows, to publish them without waiting a poll
+    """
+
+    def __init__(
+        self,
+        settings: AgentSettings,
+        outbox: Outbox,
+        *,
+        state: Callable[[], DeviceState],
+        on_downlink: DownlinkHandler | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._settings, self._outbox, self._state, self._clock = settings, outbox, state, clock
+        self._on_downlink = on_downlink
+        self._device = settings.device.id
+        self._wake = asyncio.Event()
+        self.status = LinkStatus(since=clock())
+        cfg = settings.uplink
+        self._bucket = TokenBucket(cfg.drain_rate, max(1.0, cfg.drain_rate * 0.5), clock)
+
+    def notify(self) -> None:
+        """New rows are in the outbox: publish now rather than at the next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Stay connected until cancelled; raise `AuthenticationRefused` when the login is wrong."""
+        cfg = self._settings.uplink
+        backoff = Backoff(cfg.backoff_initial_s, cfg.backoff_max_s)
+        while True:
+            try:
+                async with self._connect() as client:
+                    backoff.reset()
+                    await self._session(client)
+            except aiomqtt.MqttCodeError as exc:
+                if _reason_code(exc) in _AUTH_REFUSED:
+                    self.status.change(LinkState.REFUSED, error=str(exc), now=self._clock())
+                    raise AuthenticationRefused(
+                        f"authentication refused by the broker at {self._settings.mqtt.url} "
+                        f"for user {self._settings.mqtt.username!r} ({exc}); check the MQTT "
+                        "credentials in the agent config or re-enroll the device"
+                    ) from exc
+                self._link_down(exc)
+            except (aiomqtt.MqttError, OSError, _LinkLost) as exc:
+                self._link_down(exc)
+            await asyncio.sleep(backoff.next())
+
+    def _link_down(self, exc: BaseException) -> None:
+        self.status.change(LinkState.DOWN, error=f"{type(exc).__name__}: {exc}", now=self._clock())
+
+    @contextlib.asynccontextmanager
+    async def _connect(self) -> AsyncIterator[aiomqtt.Client]:
+        mqtt_cfg = self._settings.mqtt
+        url = urlsplit(mqtt_cfg.url)
+        self.status.change(LinkState.CONNECTING, now=self._clock())
+        connected_at = self._clock()
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = mqtt_cfg.session_expiry_s
+        client = aiomqtt.Client(
+            url.hostname or "127.0.0.1",
+            url.port or (8883 if url.scheme == "mqtts" else 1883),
+            username=mqtt_cfg.username or None,
+            password=mqtt_cfg.password or None,
+            identifier=f"agent-{self._device}",
+            protocol=aiomqtt.ProtocolVersion.V5,
+            clean_start=False,
+            properties=props,
+            keepalive=mqtt_cfg.keepalive_s,
+            timeout=mqtt_cfg.connect_timeout_s,
+            max_inflight_messages=self._settings.uplink.max_inflight,
+            will=aiomqtt.Will(
+                topic(self._device, Channel.STATE), self._will(connected_at), qos=1, retain=True
+            ),
+            tls_params=aiomqtt.TLSParameters() if url.scheme == "mqtts" else None,
+        )
+        # Many publishes are in flight by design (flow control is max_inflight); don't warn.
+        client.pending_calls_threshold = self._settings.uplink.batch_messages + 1
+        async with client:
+            self._connected_at = connected_at
+            self.status.connects += 1
+            self.status.change(LinkState.UP, now=self._clock())
+            yield client
+
+    def _will(self, connected_at: float) -> bytes:
+        """The retained `online: false` state the broker publishes if we vanish."""
+        return encode(
+            Envelope(
+                device=self._device,
+                stream=WILL_STREAM,
+                seq=int(connected_at * 1000),
+                ts=datetime.fromtimestamp(connected_at, UTC),
+                kind=Channel.STATE,
+                body=DeviceState(online=False),
+            )
+        )
+
+    async def _session(self, client: aiomqtt.Client) -> None:
+        for channel in (Channel.INGESTED, Channel.CMD, Channel.MODEL):
+            await client.subscribe(topic(self._device, channel), qos=1)
+        await self._outbox.put(Channel.STATE, encode(self._state()))
+        try:
+            await self._serve(client)
+        except asyncio.CancelledError:
+            await self._say_goodbye(client)
+            raise
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._receive(client), name="uplink-receive")
+                tg.create_task(self._publish_loop(client), name="uplink-publish")
+        except* (aiomqtt.MqttError, OSError, TimeoutError) as group:
+            raise _LinkLost(str(group.exceptions[0])) from group.exceptions[0]
+
+    async def _say_goodbye(self, client: aiomqtt.Client) -> None:
+        """On a clean shutdown, publish what the broker would have sent as our last will."""
+        with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+            await client.publish(
+                topic(self._device, Channel.STATE),
+                self._will(self._connected_at),
+                qos=1,
+                retain=True,
+                timeout=1.0,
+            )
+
+    async def _receive(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            self.status.last_downlink = self._clock()
+            channel = Channel(str(message.topic).rsplit("/", 1)[-1])
+            payload = (
+                bytes(message.payload) if isinstance(message.payload, bytes | bytearray) else b""
+            )
+            if channel is Channel.INGESTED:
+                await self._apply_watermark(payload)
+            elif self._on_downlink is not None:
+                await self._on_downlink(channel, payload)
+
+    async def _apply_watermark(self, payload: bytes) -> None:
+        try:
+            mark = decode(payload, Watermark)
+        except DecodeError as exc:
+            logger.warning("ignoring malformed watermark: %s", str(exc)[:200])
+            return
+        if mark.device != self._device:
+            return
+        deleted = await self._outbox.confirm(mark.stream, mark.seq)
+        if deleted and mark.stream == self._outbox.stream:
+            self.status.watermark = max(self.status.watermark, mark.seq)
+
+    async def _publish_loop(self, client: aiomqtt.Client) -> None:
+        cfg = self._settings.uplink
+        while True:
+            now = self._clock()
+            batch = await self._outbox.claim(
+                limit=cfg.batch_messages,
+                live_since=self._connected_at,
+                backlog_limit=self._bucket.available(),
+                resend_before=now - cfg.resend_timeout_s,
+            )
+            if not batch:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), cfg.poll_interval_s)
+                continue
+            self._bucket.take(sum(1 for m in batch if m.backlog))
+            await asyncio.gather(*(self._publish(client, m.channel, m.payload) for m in batch))
+            self.status.published += len(batch)
+            self.status.resent += sum(1 for m in batch if not m.first_sent)
+
+    async def _publish(self, client: aiomqtt.Client, channel: Channel, payload: bytes) -> None:
+        await client.publish(
+            topic(self._device, channel),
+            payload,
+            qos=1,
+            retain=channel is Channel.STATE,
+            timeout=self._settings.mqtt.connect_timeout_s,
+        )
+
+
+def _reason_code(exc: aiomqtt.MqttCodeError) -> int | None:
+    rc = exc.rc
+    if rc is None:
+        return None
+    return rc if isinstance(rc, int) else int(rc.value)
+
+
+class _LinkLost(Exception):
+    """The session ended: the broker went away or stopped answering."""

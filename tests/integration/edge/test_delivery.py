@@ -1,0 +1,284 @@
+"""The agent never loses what it committed: kill -9, broker outages, broker crashes, the cap.
+
+Real Mosquitto, real `edge-agent run` processes, and the watermark responder standing
+in for the hub's ingest. Figures are printed for the closing note (`pytest -s`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sqlite3
+import subprocess
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pytest
+
+from protocol import Channel, DeviceState, PriorityClass
+from tests.integration.harness import (
+    EDGE_AGENT,
+    AgentProcess,
+    PrivateBroker,
+    WatermarkResponder,
+    agent_config,
+    running_responder,
+    wait_for,
+)
+
+OUTAGE_S = float(os.environ.get("OUTPOST_TEST_OUTAGE_S", "60"))
+
+
+def outbox_points(db: Path) -> set[tuple[str, float]]:
+    """(boot, value) of every synthetic point still in the outbox file."""
+    points = set()
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        for (body,) in conn.execute("SELECT body FROM rows"):
+            for point in json.loads(body).get("points", []):
+                if point["metric"] == "synthetic.counter":
+                    points.add((point["tags"]["boot"], point["value"]))
+    return points
+
+
+def depth(db: Path) -> int:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        return int(conn.execute("SELECT count(*) FROM rows").fetchone()[0])
+
+
+def assert_prefix_per_boot(values: list[tuple[str, str, int, float]]) -> dict[str, int]:
+    """Each boot's counter values are 0..k with no gap: nothing committed was lost."""
+    by_boot: dict[str, list[float]] = defaultdict(list)
+    for _stream, boot, _seq, value in values:
+        by_boot[boot].append(value)
+    for boot, got in by_boot.items():
+        assert sorted(got) == list(range(len(got))), f"boot {boot}: gap or duplicate"
+    return {boot: len(v) for boot, v in by_boot.items()}
+
+
+def assert_contiguous_seqs(responder: WatermarkResponder, device: str) -> None:
+    for (dev, stream), seqs in responder.stored.items():
+        if dev == device and stream != "will":
+            assert sorted(seqs) == list(range(1, len(seqs) + 1)), f"stream {stream} has a gap"
+
+
+@pytest.mark.timeout(240)
+def test_kill_9_during_enqueues_loses_nothing_committed(
+    tmp_path: Path, mqtt_url: str, run_id: str
+) -> None:
+    device = f"chaos-{run_id}"
+    data = tmp_path / "data"
+    db = data / "outbox.db"
+    synthetic = [{"type": "synthetic", "rate_hz": 500}]
+    cfg = agent_config(
+        tmp_path / "agent.toml",
+        device=device,
+        data_dir=data,
+        mqtt_url=mqtt_url,
+        telemetry={"sources": synthetic},
+    )
+    rng = random.Random(run_id)
+    committed: set[tuple[str, float]] = set()
+    with running_responder(mqtt_url, client_id=f"responder-{run_id}") as responder:
+        agent = AgentProcess(cfg, tmp_path / "agent.log")
+        for _round in range(20):
+            agent.start()
+            time.sleep(rng.uniform(0.5, 1.5))
+            agent.kill()
+            committed |= outbox_points(db)
+        agent_config(cfg, device=device, data_dir=data, mqtt_url=mqtt_url)  # no more points
+        agent.start()
+        wait_for(lambda: depth(db) == 0, 60, "the outbox to drain")
+        assert agent.terminate() == 0
+        values = responder.telemetry_values(device)
+        received = {(boot, value) for _s, boot, _q, value in values}
+        assert committed <= received, f"{len(committed - received)} committed points lost"
+        counts = assert_prefix_per_boot(values)
+        assert_contiguous_seqs(responder, device)
+        arrivals = Counter(
+            (a.stream, a.seq)
+            for a in responder.arrivals
+            if a.device == device and a.envelope.kind is Channel.TELEMETRY
+        )
+    total = sum(counts.values())
+    duplicates = sum(n - 1 for n in arrivals.values())
+    print(
+        f"\nkill -9 x20: {total} points committed and delivered exactly once after dedupe; "
+        f"{duplicates} duplicate deliveries before dedupe"
+    )
+    assert total >= 5000
+
+
+@pytest.mark.timeout(OUTAGE_S * 3 + 120)
+def test_broker_outage_backlog_drains_behind_live_data(tmp_path: Path, run_id: str) -> None:
+    broker = PrivateBroker(tmp_path / "broker")
+    broker.start()
+    device = f"outage-{run_id}"
+    data = tmp_path / "data"
+    cfg = agent_config(
+        tmp_path / "agent.toml",
+        device=device,
+        data_dir=data,
+        mqtt_url=broker.url,
+        telemetry={"sources": [{"type": "synthetic", "rate_hz": 200}]},
+        uplink={"drain_rate": 500},
+    )
+    agent = AgentProcess(cfg, tmp_path / "agent.log")
+    try:
+        with running_responder(broker.url) as responder:
+            agent.start()
+            time.sleep(3)
+            broker.stop()
+            time.sleep(OUTAGE_S)
+            restored = time.time()
+            broker.start()
+            wait_for(lambda: depth(data / "outbox.db") < 400, OUTAGE_S * 2 + 60, "the drain")
+            drained = time.time()
+            time.sleep(2)
+            assert agent.terminate() == 0
+            wait_for(lambda: depth(data / "outbox.db") == 0, 5, "the last rows")
+            values = responder.telemetry_values(device)
+            assert_prefix_per_boot(values)
+            assert_contiguous_seqs(responder, device)
+            live = [
+                a.at - a.envelope.body.points[0].ts.timestamp()  # type: ignore[union-attr]
+                for a in responder.arrivals
+                if a.envelope.kind is Channel.TELEMETRY
+                and restored + 1 < a.envelope.ts.timestamp() < drained
+            ]
+    finally:
+        agent.ensure_stopped()
+        broker.kill()
+    backlog = int(OUTAGE_S * 200)
+    live.sort()
+    p99 = live[int(len(live) * 0.99) - 1] if live else float("nan")
+    print(
+        f"\noutage {OUTAGE_S:.0f} s at 200 msg/s: backlog ~{backlog} drained in "
+        f"{drained - restored:.1f} s; live p99 latency during the drain {p99 * 1000:.0f} ms "
+        f"over {len(live)} live messages"
+    )
+    assert live, "no live data flowed during the drain"
+    assert p99 < 2.0
+
+
+@pytest.mark.timeout(120)
+def test_broker_crash_after_puback_rows_are_resent(tmp_path: Path, run_id: str) -> None:
+    broker = PrivateBroker(tmp_path / "broker")
+    broker.start()
+    device = f"crash-{run_id}"
+    data = tmp_path / "data"
+    cfg = agent_config(
+        tmp_path / "agent.toml",
+        device=device,
+        data_dir=data,
+        mqtt_url=broker.url,
+        telemetry={"sources": [{"type": "synthetic", "rate_hz": 100, "limit": 600}]},
+    )
+    agent = AgentProcess(cfg, tmp_path / "agent.log")
+    try:
+        with running_responder(broker.url) as responder:
+            agent.start()
+            time.sleep(2)
+            responder.acknowledging = False  # the hub has the messages but has not stored them
+            time.sleep(2)
+            broker.kill()  # ... and the broker crashes, losing what it held
+            responder.forget_unacknowledged()
+            broker.start()
+            responder.acknowledging = True
+            wait_for(
+                lambda: (
+                    depth(data / "outbox.db") == 0
+                    and len(responder.telemetry_values(device)) >= 600
+                ),
+                60,
+                "all 600 points",
+            )
+            assert agent.terminate() == 0
+            values = responder.telemetry_values(device)
+    finally:
+        agent.ensure_stopped()
+        broker.kill()
+    assert assert_prefix_per_boot(values) == {values[0][1]: 600}
+
+
+@pytest.mark.timeout(120)
+def test_cap_drops_only_plain_telemetry_and_says_so(tmp_path: Path, run_id: str) -> None:
+    broker = PrivateBroker(tmp_path / "broker")  # not started: the link is down
+    device = f"cap-{run_id}"
+    data = tmp_path / "data"
+    cfg = agent_config(
+        tmp_path / "agent.toml",
+        device=device,
+        data_dir=data,
+        mqtt_url=broker.url,
+        telemetry={"sources": [{"type": "synthetic", "rate_hz": 2000}]},
+        outbox={"cap_mb": 0.2},
+        uplink={"state_interval_s": 0.2},
+    )
+    agent = AgentProcess(cfg, tmp_path / "agent.log")
+    agent.start()
+    try:
+
+        def dropped() -> dict[str, int]:
+            out = subprocess.run(
+                [EDGE_AGENT, "status", "--json", "--config", str(cfg)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            return json.loads(out.stdout).get("outbox", {}).get("dropped", {})
+
+        wait_for(lambda: dropped().get("telemetry", 0) > 100, 30, "telemetry drops")
+        seen = dropped()
+        assert seen.get("safety", 0) == 0
+        assert seen.get("detections", 0) == 0
+        with running_responder(broker.url) as responder:
+            broker.start()
+
+            def reported() -> bool:
+                return any(
+                    isinstance(a.envelope.body, DeviceState)
+                    and a.envelope.body.buffer is not None
+                    and a.envelope.body.buffer.dropped.get(PriorityClass.TELEMETRY, 0) > 0
+                    for a in responder.arrivals
+                    if a.device == device
+                )
+
+            wait_for(reported, 30, "the drop counters in the retained state")
+            states = [
+                seq
+                for (dev, stream), seqs in responder.stored.items()
+                if dev == device
+                for seq, env in seqs.items()
+                if env.kind is Channel.STATE and stream != "will"
+            ]
+            assert states, "safety-class state rows were delivered"
+    finally:
+        agent.ensure_stopped()
+        broker.kill()
+
+
+@pytest.mark.timeout(60)
+def test_wrong_credentials_exit_with_authentication_refused(tmp_path: Path, run_id: str) -> None:
+    broker = PrivateBroker(tmp_path / "broker", users={"amr-1": "right-password"})
+    broker.start()
+    cfg = agent_config(
+        tmp_path / "agent.toml",
+        device=f"auth-{run_id}",
+        data_dir=tmp_path / "data",
+        mqtt_url=broker.url,
+        mqtt={"username": "amr-1", "password": "wrong-password"},
+    )
+    try:
+        done = subprocess.run(
+            [EDGE_AGENT, "run", "--config", str(cfg)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    finally:
+        broker.kill()
+    assert done.returncode != 0
+    assert "authentication refused" in done.stderr

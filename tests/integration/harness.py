@@ -1,0 +1,292 @@
+"""Real parts for agent integration tests: a private Mosquitto, a watermark responder, agents.
+
+The responder stands in for the hub's ingest (until the hub data plane lands): it
+subscribes through the real broker, keeps what it receives, and publishes the
+`ingested` watermark (highest contiguous seq per stream) like the hub will.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import orjson
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from protocol import Channel, Envelope, Watermark, decode_envelope, encode, parse_topic, topic
+
+MOSQUITTO = "/usr/sbin/mosquitto"
+EDGE_AGENT = str(Path(sys.executable).parent / "edge-agent")
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.05) -> None:
+    """Poll `predicate` until true; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+class PrivateBroker:
+    """A real Mosquitto on its own port, that a test may stop, kill and restart."""
+
+    def __init__(self, workdir: Path, *, users: dict[str, str] | None = None) -> None:
+        self.workdir, self.port = workdir, free_port()
+        self.url = f"mqtt://127.0.0.1:{self.port}"
+        self._proc: subprocess.Popen[bytes] | None = None
+        workdir.mkdir(parents=True, exist_ok=True)
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "persistence false",
+            "max_queued_messages 100000",
+            "max_inflight_messages 100",
+            "set_tcp_nodelay true",
+            f"log_dest file {workdir / 'mosquitto.log'}",
+            "user root" if os.geteuid() == 0 else "",
+        ]
+        if users:
+            pwfile = workdir / "passwd"
+            pwfile.write_text("")
+            for user, password in users.items():
+                subprocess.run(["mosquitto_passwd", "-b", str(pwfile), user, password], check=True)
+            lines += ["allow_anonymous false", f"password_file {pwfile}"]
+        else:
+            lines.append("allow_anonymous true")
+        (workdir / "mosquitto.conf").write_text("\n".join(lines) + "\n")
+
+    def start(self) -> None:
+        """Start and wait until it accepts connections."""
+        self._proc = subprocess.Popen([MOSQUITTO, "-c", str(self.workdir / "mosquitto.conf")])
+        wait_for(self._accepting, 10, f"mosquitto on port {self.port}")
+
+    def _accepting(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        """Graceful stop (SIGTERM)."""
+        self._end(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """Crash: SIGKILL, losing everything it held in memory."""
+        self._end(signal.SIGKILL)
+
+    def _end(self, sig: signal.Signals) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(sig)
+            self._proc.wait(10)
+        self._proc = None
+
+
+@dataclass
+class Arrival:
+    """One message as the responder saw it."""
+
+    device: str
+    stream: str
+    seq: int
+    at: float
+    envelope: Envelope
+
+
+@dataclass
+class WatermarkResponder:
+    """Stores every uplink envelope once per (device, stream, seq) and publishes watermarks."""
+
+    url: str
+    arrivals: list[Arrival] = field(default_factory=list)
+    stored: dict[tuple[str, str], dict[int, Envelope]] = field(
+        default_factory=lambda: defaultdict(dict)
+    )
+    acknowledging: bool = True
+    client_id: str = "test-responder"
+    _marks: dict[tuple[str, str], int] = field(default_factory=dict)
+    _published: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    async def run(self) -> None:
+        """Stay subscribed through broker restarts until cancelled."""
+        host, port = self.url.removeprefix("mqtt://").split(":")
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 3600
+        while True:
+            try:
+                async with aiomqtt.Client(
+                    host,
+                    int(port),
+                    identifier=self.client_id,
+                    protocol=aiomqtt.ProtocolVersion.V5,
+                    clean_start=False,
+                    properties=props,
+                ) as client:
+                    await client.subscribe("outpost/v1/+/+", qos=1)
+                    async with asyncio.TaskGroup() as tg:
+                        tg.create_task(self._receive(client))
+                        tg.create_task(self._acknowledge(client))
+            except* (aiomqtt.MqttError, OSError):
+                await asyncio.sleep(0.2)
+
+    async def _receive(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            parsed = parse_topic(str(message.topic))
+            if parsed.channel in (Channel.INGESTED, Channel.CMD, Channel.MODEL):
+                continue
+            assert isinstance(message.payload, bytes)
+            env = decode_envelope(message.payload)
+            self.arrivals.append(Arrival(env.device, env.stream, env.seq, time.time(), env))
+            self.stored[(env.device, env.stream)].setdefault(env.seq, env)
+
+    async def _acknowledge(self, client: aiomqtt.Client) -> None:
+        while True:
+            await asyncio.sleep(0.02)
+            if not self.acknowledging:
+                continue
+            for key, seqs in list(self.stored.items()):
+                mark = self._marks.get(key, 0)
+                while mark + 1 in seqs:
+                    mark += 1
+                self._marks[key] = mark
+                if mark and self._published.get(key) != mark:
+                    device, stream = key
+                    wm = Watermark(device=device, stream=stream, seq=mark, at=datetime.now(UTC))
+                    await client.publish(topic(device, Channel.INGESTED), encode(wm), qos=1)
+                    self._published[key] = mark
+
+    def forget_unacknowledged(self) -> None:
+        """What a hub that crashed before storing would lose: everything past the watermark."""
+        for key, seqs in self.stored.items():
+            mark = self._marks.get(key, 0)
+            for seq in [s for s in seqs if s > mark]:
+                del seqs[seq]
+
+    def telemetry_values(self, device: str) -> list[tuple[str, str, int, float]]:
+        """(stream, boot, seq, value) of every stored synthetic point, in seq order."""
+        rows = []
+        for (dev, stream), seqs in self.stored.items():
+            if dev != device:
+                continue
+            for seq in sorted(seqs):
+                env = seqs[seq]
+                if env.kind is Channel.TELEMETRY:
+                    for point in env.body.points:  # type: ignore[union-attr]
+                        if point.metric == "synthetic.counter":
+                            rows.append((stream, point.tags["boot"], seq, point.value))
+        return rows
+
+
+@contextlib.contextmanager
+def running_responder(url: str, **kwargs: Any) -> Iterator[WatermarkResponder]:
+    """A responder on its own event loop thread, for tests that drive subprocesses."""
+    import threading
+
+    responder = WatermarkResponder(url, **kwargs)
+    loop = asyncio.new_event_loop()
+    task_box: dict[str, asyncio.Task[None]] = {}
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        task_box["t"] = loop.create_task(responder.run())
+        with contextlib.suppress(asyncio.CancelledError):
+            loop.run_until_complete(task_box["t"])
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield responder
+    finally:
+        loop.call_soon_threadsafe(lambda: task_box["t"].cancel())
+        thread.join(10)
+        loop.close()
+
+
+def agent_config(
+    path: Path, *, device: str, data_dir: Path, mqtt_url: str, **sections: dict[str, Any]
+) -> Path:
+    """Write an agent TOML config (JSON-compatible values are valid TOML inline values)."""
+    base: dict[str, dict[str, Any]] = {
+        "device": {"id": device, "data_dir": str(data_dir)},
+        "mqtt": {"url": mqtt_url, "connect_timeout_s": 3},
+        "uplink": {
+            "resend_timeout_s": 2,
+            "backoff_initial_s": 0.1,
+            "backoff_max_s": 1,
+            "state_interval_s": 1,
+        },
+        "metrics": {"port": 0},
+        "telemetry": {"batch_points": 1, "batch_delay_s": 0.05, "sources": []},
+    }
+    for name, values in sections.items():
+        base.setdefault(name, {}).update(values)
+    lines = []
+    for name, values in base.items():
+        lines.append(f"[{name}]")
+        for key, value in values.items():
+            lines.append(f"{key} = {_toml(value)}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return orjson.dumps(value).decode()
+
+
+class AgentProcess:
+    """`edge-agent run` as a real process."""
+
+    def __init__(self, config: Path, log: Path) -> None:
+        self.config, self.log = config, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the agent in the background, logging to `log`."""
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [EDGE_AGENT, "run", "--config", str(self.config)], stdout=out, stderr=out
+            )
+
+    def kill(self) -> None:
+        """kill -9."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def ensure_stopped(self) -> None:
+        """Kill the agent if a failed test left it running."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.kill()
+
+    def terminate(self, timeout: float = 15) -> int:
+        """SIGTERM and wait for a clean exit."""
+        assert self.proc is not None
+        self.proc.terminate()
+        return self.proc.wait(timeout)
