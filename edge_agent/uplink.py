@@ -162,6 +162,7 @@ class Uplink:
                     ) from exc
                 self._link_down(exc)
             except (aiomqtt.MqttError, OSError, _LinkLost) as exc:
+                _reraise_cancellation()
                 self._link_down(exc)
             await asyncio.sleep(backoff.next())
 
@@ -225,12 +226,24 @@ class Uplink:
             raise
 
     async def _serve(self, client: aiomqtt.Client) -> None:
+        """Receive and publish until either fails; cancel the other and report the failure.
+
+        A race, not a TaskGroup: on Python 3.11 a failing TaskGroup child can leave
+        this task marked as cancelling, which would make a lost link look like a
+        shutdown.
+        """
+        tasks = [
+            asyncio.create_task(self._receive(client), name="uplink-receive"),
+            asyncio.create_task(self._publish_loop(client), name="uplink-publish"),
+        ]
         try:
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._receive(client), name="uplink-receive")
-                tg.create_task(self._publish_loop(client), name="uplink-publish")
-        except* (aiomqtt.MqttError, OSError, TimeoutError) as group:
-            raise _LinkLost(str(group.exceptions[0])) from group.exceptions[0]
+            done, _pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        failure = next((t.exception() for t in done if not t.cancelled() and t.exception()), None)
+        raise _LinkLost(f"{type(failure).__name__}: {failure}") from failure
 
     async def _say_goodbye(self, client: aiomqtt.Client) -> None:
         """On a clean shutdown, publish what the broker would have sent as our last will."""
@@ -295,6 +308,17 @@ class Uplink:
             retain=channel is Channel.STATE,
             timeout=self._settings.mqtt.connect_timeout_s,
         )
+
+
+def _reraise_cancellation() -> None:
+    """A session torn down by our own cancellation must end, not reconnect.
+
+    When the task is cancelled while a publish fails, the TaskGroup reports the
+    failure and the cancellation request would be lost (asyncio's uncancel rule).
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _reason_code(exc: aiomqtt.MqttCodeError) -> int | None:

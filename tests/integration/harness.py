@@ -280,6 +280,14 @@ class AgentProcess:
         self.proc.kill()
         self.proc.wait(10)
 
+    def reported_running(self, data_dir: Path) -> bool:
+        """The agent process wrote its status file (its loops are running)."""
+        path = data_dir / "status.json"
+        try:
+            return self.proc is not None and orjson.loads(path.read_bytes())["pid"] == self.proc.pid
+        except (OSError, ValueError, KeyError):
+            return False
+
     def ensure_stopped(self) -> None:
         """Kill the agent if a failed test left it running."""
         if self.proc is not None and self.proc.poll() is None:
