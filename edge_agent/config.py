@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from edge_agent.errors import ConfigError
+from protocol.settings import describe_settings_error
 from protocol.topics import DEVICE_ID_PATTERN
 
 ENV_PREFIX = "OUTPOST_AGENT_"
@@ -215,20 +216,6 @@ def settings_from_dict(data: dict[str, Any], *, source: str) -> AgentSettings:
     try:
         return AgentSettings(**data)
     except ValidationError as exc:
-        raise ConfigError(describe_error(exc, source)) from None
-
-
-def describe_error(exc: ValidationError, source: str) -> str:
-    """One line per problem: `file: key: what is wrong; allowed: …`."""
-    lines = []
-    for err in exc.errors(include_url=False):
-        key = ".".join(str(part) for part in err["loc"]) or "(top level)"
-        got = err.get("input")
-        if err["type"] == "extra_forbidden":
-            message = "unknown key (check the spelling against docs/field-technician.md)"
-        elif err["type"] == "missing":
-            message = "required key is missing"
-        else:
-            message = f"{err['msg']} (got {got!r:.60})"
-        lines.append(f"{source}: {key}: {message}")
-    return "\n".join(lines)
+        raise ConfigError(
+            describe_settings_error(exc, source, docs="docs/field-technician.md")
+        ) from None
