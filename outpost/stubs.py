@@ -16,7 +16,6 @@ _LENIENT = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 # (group path, command, issue that builds it, help)
 PLANNED: tuple[tuple[str, str, int, str], ...] = (
-    ("hub", "serve", 4, "Run the hub (embedded by default, or one role of a scaled deployment)"),
     ("hub", "init", 7, "Create the first admin user"),
     ("hub user", "add", 7, "Add a hub user with a role"),
     ("hub user", "passwd", 7, "Change a user's password"),

@@ -1,0 +1,65 @@
+"""Kafka topic names (plain; each bus adds its `topic_prefix`) and the MQTT channel map.
+
+The partition key of every device-originated record is the device id, so one
+device's records keep their order.
+
+Example:
+    >>> from protocol.topics import Channel
+    >>> TOPIC_BY_CHANNEL[Channel.TELEMETRY]
+    'telemetry.raw'
+    >>> prefixed("t1a2b.", EVENTS)
+    't1a2b.system.events'
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from protocol.topics import Channel
+
+TELEMETRY_RAW: Final = "telemetry.raw"
+TELEMETRY_AGGREGATED: Final = "telemetry.aggregated"
+DETECTIONS: Final = "inference.detections"
+FRAMES: Final = "inference.frames"
+EVENTS: Final = "system.events"
+COMMANDS: Final = "commands"
+COMMAND_SENT: Final = "command.sent"
+ASSET_UPDATED: Final = "asset.updated"
+DEVICE_STATE: Final = "device.state"
+COMMAND_ACKS: Final = "command.acks"
+DEADLETTER: Final = "ingest.deadletter"
+
+ALL_TOPICS: Final[tuple[str, ...]] = (
+    TELEMETRY_RAW,
+    TELEMETRY_AGGREGATED,
+    DETECTIONS,
+    FRAMES,
+    EVENTS,
+    COMMANDS,
+    COMMAND_SENT,
+    ASSET_UPDATED,
+    DEVICE_STATE,
+    COMMAND_ACKS,
+    DEADLETTER,
+)
+"""Every topic the hub uses; `KafkaBus.start` creates the missing ones."""
+
+TOPIC_BY_CHANNEL: Final[dict[Channel, str]] = {
+    Channel.TELEMETRY: TELEMETRY_RAW,
+    Channel.DETECTIONS: DETECTIONS,
+    Channel.EVENTS: EVENTS,
+    Channel.STATE: DEVICE_STATE,
+    Channel.ACKS: COMMAND_ACKS,
+    Channel.FRAMES: FRAMES,
+}
+"""Where ingest puts each uplink MQTT channel."""
+
+
+def prefixed(prefix: str, topic: str) -> str:
+    """The broker-side name of `topic` under `prefix` (`""` leaves it unchanged)."""
+    return f"{prefix}{topic}"
+
+
+def unprefixed(prefix: str, name: str) -> str:
+    """The plain name of broker-side topic `name`; names outside `prefix` come back unchanged."""
+    return name[len(prefix) :] if prefix and name.startswith(prefix) else name

@@ -1,0 +1,1 @@
+"""MQTT → bus: validate every uplink message, produce it keyed by device, then acknowledge it."""

@@ -1,0 +1,154 @@
+"""The hub's settings: a TOML file (`--config`), overridden by `OUTPOST_HUB_*` variables.
+
+With no file at all the hub runs in the embedded default: SQLite in the data
+directory, the in-process bus, and an MQTT broker inside the hub process. A scaled
+deployment points `[database]`, `[bus]` and `[broker]` at PostgreSQL, Kafka and
+Mosquitto.
+
+Example:
+    >>> s = HubSettings()
+    >>> s.bus.kind, s.broker.kind, s.database.url.startswith("sqlite+aiosqlite:///")
+    ('memory', 'embedded', True)
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from hub.errors import HubConfigError
+from protocol.models import MAX_MESSAGE_BYTES
+from protocol.settings import describe_settings_error
+
+ENV_PREFIX = "OUTPOST_HUB_"
+DOCS = "docs/platform-engineer.md"
+
+Seconds = Annotated[float, Field(gt=0, le=86_400)]
+
+
+def default_data_dir() -> Path:
+    """`/var/lib/outpost-hub` for root, `~/.local/share/outpost-hub` otherwise."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/outpost-hub")
+    return Path.home() / ".local" / "share" / "outpost-hub"
+
+
+class Section(BaseModel):
+    """A settings section: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseSection(Section):
+    """SQLite (embedded) or PostgreSQL (`postgresql+asyncpg://…`)."""
+
+    url: str = ""
+    schema_name: str = Field("", alias="schema")
+
+
+class BusSection(Section):
+    """In-process bus (embedded) or Kafka."""
+
+    kind: Literal["memory", "kafka"] = "memory"
+    bootstrap: str = "127.0.0.1:9092"
+    topic_prefix: str = ""
+    partitions: Annotated[int, Field(ge=1, le=1024)] | None = None
+    """Partitions per topic; default 1 for the in-process bus, 6 for Kafka."""
+    replication_factor: Annotated[int, Field(ge=1, le=16)] = 1
+    timeout_s: Seconds = 10.0
+
+
+class BrokerSection(Section):
+    """The MQTT broker: `embedded` runs one inside the hub; `external` is Mosquitto or EMQX."""
+
+    kind: Literal["embedded", "external"] = "embedded"
+    url: str = "mqtt://127.0.0.1:1883"
+    username: str = "outpost-hub"
+    password: str = ""
+
+
+class IngestSection(Section):
+    """MQTT → bus."""
+
+    shared_group: str = "outpost-ingest"
+    batch_max: Annotated[int, Field(ge=1, le=100_000)] = 500
+    batch_wait_s: Seconds = 0.005
+    max_payload_bytes: Annotated[int, Field(ge=1024, le=256 << 20)] = MAX_MESSAGE_BYTES
+
+
+class WorkerSection(Section):
+    """Bus → database, watermarks, rollups, retention."""
+
+    group: str = "outpost-writers"
+    batch_max: Annotated[int, Field(ge=1, le=100_000)] = 2000
+    rollup_interval_s: Seconds = 60.0
+    retention_interval_s: Seconds = 3600.0
+
+
+class RetentionSection(Section):
+    """How long data is kept; raw telemetry can be archived before deletion."""
+
+    raw_days: Annotated[float, Field(gt=0)] = 30
+    rollup_days: Annotated[float, Field(gt=0)] = 400
+    events_days: Annotated[float, Field(gt=0)] = 400
+    archive_dir: str = ""
+
+
+class HubSettings(BaseSettings):
+    """Everything the hub reads at start-up."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database: DatabaseSection = DatabaseSection()
+    bus: BusSection = BusSection()
+    broker: BrokerSection = BrokerSection()
+    ingest: IngestSection = IngestSection()
+    worker: WorkerSection = WorkerSection()
+    retention: RetentionSection = RetentionSection()
+
+    @model_validator(mode="after")
+    def _default_database(self) -> HubSettings:
+        if not self.database.url:
+            url = f"sqlite+aiosqlite:///{self.data_dir / 'hub.db'}"
+            object.__setattr__(self, "database", DatabaseSection(url=url))
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment variables win over the file's values."""
+        return env_settings, init_settings
+
+
+def load_hub_settings(path: Path | None) -> HubSettings:
+    """Read and validate the settings (defaults when `path` is None)."""
+    data: dict[str, Any] = {}
+    source = "(defaults and OUTPOST_HUB_* variables)"
+    if path is not None:
+        source = str(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise HubConfigError(f"{path}: no such file") from None
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise HubConfigError(f"{path}: cannot read it as TOML: {exc}") from exc
+    try:
+        return HubSettings(**data)
+    except ValidationError as exc:
+        raise HubConfigError(describe_settings_error(exc, source, docs=DOCS)) from None

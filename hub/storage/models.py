@@ -1,0 +1,225 @@
+"""The hub's tables (SQLAlchemy 2 declarative), identical on PostgreSQL and SQLite.
+
+The idempotency key of the wire contract, `(device, stream, seq)` (plus `idx`, the
+position of a point or frame inside its batch), is the primary key of every table
+that stores envelopes, so `INSERT ... ON CONFLICT DO NOTHING` on it makes re-sends
+harmless. Alembic migrations in `hub/storage/migrations` create the same schema;
+a test fails when the two disagree.
+
+Example:
+    >>> sorted(Base.metadata.tables)[:3]
+    ['acks', 'deadletters', 'detections']
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Double,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from hub.storage.columns import BigId, JSONDoc, UTCDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+"""Deterministic constraint names, so migrations (and SQLite batch mode) can name them."""
+
+DEVICE_LEN = 63
+STREAM_LEN = 64
+NAME_LEN = 128
+SHA256_LEN = 64
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every hub table."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {  # noqa: RUF012 - SQLAlchemy reads this class attribute
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSONDoc,
+        list[Any]: JSONDoc,
+        list[str]: JSONDoc,
+    }
+
+
+def _device(*, primary_key: bool = True) -> Mapped[str]:
+    return mapped_column(String(DEVICE_LEN), primary_key=primary_key)
+
+
+def _stream() -> Mapped[str]:
+    return mapped_column(String(STREAM_LEN), primary_key=True)
+
+
+def _seq() -> Mapped[int]:
+    return mapped_column(BigInteger, primary_key=True, autoincrement=False)
+
+
+def _idx() -> Mapped[int]:
+    return mapped_column(Integer, primary_key=True, autoincrement=False)
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core `Table` of a mapped class (typed, for bulk statements)."""
+    table = model.__table__
+    assert isinstance(table, Table)  # noqa: S101 - declarative classes map one Table
+    return table
+
+
+class Telemetry(Base):
+    """One telemetry point; `idx` is its position in the envelope's batch."""
+
+    __tablename__ = "telemetry"
+
+    device: Mapped[str] = _device()
+    stream: Mapped[str] = _stream()
+    seq: Mapped[int] = _seq()
+    idx: Mapped[int] = _idx()
+    ts: Mapped[datetime]
+    metric: Mapped[str] = mapped_column(String(NAME_LEN))
+    value: Mapped[float] = mapped_column(Double)
+    tags: Mapped[dict[str, Any]]
+
+    __table_args__ = (
+        Index("ix_telemetry_device_metric_ts", "device", "metric", "ts"),
+        # Rollups and retention scan by time across devices; BRIN is tiny on PostgreSQL.
+        Index("ix_telemetry_ts", "ts", postgresql_using="brin"),
+    )
+
+
+class Detection(Base):
+    """One frame result; `classes` lists the class names present, for filtering."""
+
+    __tablename__ = "detections"
+
+    device: Mapped[str] = _device()
+    stream: Mapped[str] = _stream()
+    seq: Mapped[int] = _seq()
+    idx: Mapped[int] = _idx()
+    ts: Mapped[datetime]
+    frame_id: Mapped[str] = mapped_column(String(NAME_LEN))
+    camera: Mapped[str] = mapped_column(String(NAME_LEN))
+    model_name: Mapped[str] = mapped_column(String(NAME_LEN))
+    model_version: Mapped[str] = mapped_column(String(NAME_LEN))
+    model_sha256: Mapped[str] = mapped_column(String(SHA256_LEN))
+    objects: Mapped[list[Any]]
+    zones: Mapped[dict[str, Any]]
+    latency_ms: Mapped[float] = mapped_column(Double)
+    classes: Mapped[list[str]]
+
+    __table_args__ = (
+        Index("ix_detections_device_ts", "device", "ts"),
+        Index("ix_detections_ts", "ts", postgresql_using="brin"),
+    )
+
+
+class EventRow(Base):
+    """One device event (`events` channel)."""
+
+    __tablename__ = "events"
+
+    device: Mapped[str] = _device()
+    stream: Mapped[str] = _stream()
+    seq: Mapped[int] = _seq()
+    ts: Mapped[datetime]
+    type: Mapped[str] = mapped_column(String(NAME_LEN))
+    severity: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[dict[str, Any]]
+
+    __table_args__ = (Index("ix_events_device_ts", "device", "ts"),)
+
+
+class AckRow(Base):
+    """One command lifecycle report (`acks` channel)."""
+
+    __tablename__ = "acks"
+
+    device: Mapped[str] = _device()
+    stream: Mapped[str] = _stream()
+    seq: Mapped[int] = _seq()
+    cmd_id: Mapped[str] = mapped_column(String(NAME_LEN), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime]
+    detail: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(String(NAME_LEN))
+
+
+class DeviceStatus(Base):
+    """The newest `state` of each device (by envelope `ts`), including its last will."""
+
+    __tablename__ = "device_status"
+
+    device: Mapped[str] = _device()
+    online: Mapped[bool] = mapped_column(Boolean)
+    last_seen: Mapped[datetime]
+    agent_version: Mapped[str | None] = mapped_column(String(NAME_LEN))
+    state: Mapped[dict[str, Any]]
+    state_ts: Mapped[datetime]
+
+
+class DeadLetter(Base):
+    """Input that could not be used, kept with the reason (payload capped at 64 KiB)."""
+
+    __tablename__ = "deadletters"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    received_at: Mapped[datetime] = mapped_column(index=True)
+    source: Mapped[str] = mapped_column(String(256))
+    device: Mapped[str | None] = mapped_column(String(DEVICE_LEN))
+    reason: Mapped[str] = mapped_column(Text)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer)
+    truncated: Mapped[bool] = mapped_column(Boolean)
+
+
+class ReceivedSeq(Base):
+    """A seq stored for a stream and not yet covered by its watermark."""
+
+    __tablename__ = "received_seqs"
+
+    device: Mapped[str] = _device()
+    stream: Mapped[str] = _stream()
+    seq: Mapped[int] = _seq()
+
+
+class StreamMark(Base):
+    """The `ingested` watermark: highest contiguous seq stored for a stream."""
+
+    __tablename__ = "stream_marks"
+
+    device: Mapped[str] = _device()
+    stream: Mapped[str] = _stream()
+    seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class TelemetryRollup(Base):
+    """One minute of one metric of one device: count, min, max, sum, avg."""
+
+    __tablename__ = "telemetry_rollups"
+
+    device: Mapped[str] = _device()
+    metric: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
+    minute: Mapped[datetime] = mapped_column(primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+    min: Mapped[float] = mapped_column(Double)
+    max: Mapped[float] = mapped_column(Double)
+    sum: Mapped[float] = mapped_column(Double)
+    avg: Mapped[float] = mapped_column(Double)
+
+    __table_args__ = (Index("ix_telemetry_rollups_minute", "minute", postgresql_using="brin"),)

@@ -1,0 +1,180 @@
+"""Idempotent bulk inserts: `INSERT ... ON CONFLICT DO NOTHING` in the fastest form measured.
+
+Four strategies, all returning how many rows were actually inserted:
+
+* `values`: multi-row `INSERT ... VALUES (...), (...) ON CONFLICT DO NOTHING` in
+  chunks (capped by the dialect's bound-parameter limit); the portable baseline.
+* `executemany`: one prepared `INSERT ... ON CONFLICT DO NOTHING` run over all rows
+  (SQLite's `executemany`; on PostgreSQL SQLAlchemy's "insertmanyvalues" batches
+  with `RETURNING`, which is how inserted rows are counted there).
+* `unnest`: PostgreSQL only; one statement per table whatever the row count, the
+  columns bound as arrays: `INSERT ... SELECT * FROM unnest($1::text[], ...)`.
+* `copy`: PostgreSQL only; asyncpg `COPY` into a session temp table, then
+  `INSERT ... SELECT ... ON CONFLICT DO NOTHING`.
+
+`hub/storage/measure_bulk.py` measures them; `docs/hub-storage.md` has the figures
+behind the defaults: `executemany` on SQLite; on PostgreSQL `copy` from
+`COPY_MIN_ROWS` rows up (its extra round trips cost more than they save on
+small batches) and `unnest` below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from enum import StrEnum
+from typing import Any
+
+import orjson
+from sqlalchemy import Table, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.types import JSON
+
+Row = Mapping[str, Any]
+
+SQLITE_MAX_VARIABLES = 32_766
+PG_MAX_PARAMETERS = 32_767
+
+
+class Strategy(StrEnum):
+    """How rows reach the table."""
+
+    VALUES = "values"
+    EXECUTEMANY = "executemany"
+    UNNEST = "unnest"
+    COPY = "copy"
+
+
+COPY_MIN_ROWS = 1000
+"""From this many rows up, `copy` beats `unnest` on PostgreSQL (see docs/hub-storage.md)."""
+DEFAULT_SQLITE_STRATEGY = Strategy.EXECUTEMANY
+"""The SQLite winner of `measure_bulk`."""
+DEFAULT_VALUES_CHUNK = 1000
+
+
+async def insert_ignore(
+    session: AsyncSession,
+    *,
+    table: Table,
+    rows: Sequence[Row],
+    strategy: Strategy | None = None,
+    chunk: int = DEFAULT_VALUES_CHUNK,
+) -> int:
+    """Insert `rows` into `table`, skipping rows whose primary key exists; return rows inserted.
+
+    `strategy` defaults to the measured winner for the dialect and the row count.
+    """
+    if not rows:
+        return 0
+    conn = await session.connection()
+    is_pg = conn.dialect.name == "postgresql"
+    chosen = strategy or (_pg_default(len(rows)) if is_pg else DEFAULT_SQLITE_STRATEGY)
+    if chosen in (Strategy.UNNEST, Strategy.COPY) and not is_pg:
+        raise ValueError(f"strategy {chosen.value!r} needs PostgreSQL")
+    if chosen is Strategy.UNNEST:
+        return await _unnest(conn, table, rows)
+    if chosen is Strategy.COPY:
+        return await _copy(conn, table, rows)
+    if chosen is Strategy.EXECUTEMANY:
+        return await _executemany(conn, table, rows)
+    return await _values(conn, table, rows, chunk)
+
+
+def _pg_default(count: int) -> Strategy:
+    return Strategy.COPY if count >= COPY_MIN_ROWS else Strategy.UNNEST
+
+
+def _chunks(rows: Sequence[Row], size: int) -> Iterator[Sequence[Row]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def _max_rows(conn: AsyncConnection, table: Table, wanted: int) -> int:
+    limit = PG_MAX_PARAMETERS if conn.dialect.name == "postgresql" else SQLITE_MAX_VARIABLES
+    return max(1, min(wanted, limit // len(table.columns)))
+
+
+async def _values(conn: AsyncConnection, table: Table, rows: Sequence[Row], chunk: int) -> int:
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    inserted = 0
+    for part in _chunks(rows, _max_rows(conn, table, chunk)):
+        statement = insert(table).values(list(part)).on_conflict_do_nothing()
+        inserted += (await conn.execute(statement)).rowcount
+    return inserted
+
+
+async def _executemany(conn: AsyncConnection, table: Table, rows: Sequence[Row]) -> int:
+    if conn.dialect.name == "postgresql":
+        statement = postgresql.insert(table).on_conflict_do_nothing()
+        returning = statement.returning(*table.primary_key.columns)
+        return len((await conn.execute(returning, list(rows))).all())
+    result = await conn.execute(sqlite.insert(table).on_conflict_do_nothing(), list(rows))
+    return result.rowcount
+
+
+def _pg_type(dialect: Dialect, table: Table, name: str) -> str:
+    column = table.columns[name]
+    if isinstance(column.type.dialect_impl(dialect), JSON):
+        return "jsonb"
+    return column.type.compile(dialect=dialect)
+
+
+def _encoders(dialect: Dialect, table: Table) -> list[Callable[[Any], Any]]:
+    """Per column: JSON documents travel as text (the driver's JSONB codec takes str)."""
+
+    def as_json(value: Any) -> str:
+        return orjson.dumps(value).decode()
+
+    return [
+        as_json if _pg_type(dialect, table, c.name) == "jsonb" else _same for c in table.columns
+    ]
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _columns_of(dialect: Dialect, table: Table, rows: Sequence[Row]) -> list[list[Any]]:
+    encoders = _encoders(dialect, table)
+    names = [c.name for c in table.columns]
+    return [
+        [encode(row[name]) for row in rows] for name, encode in zip(names, encoders, strict=True)
+    ]
+
+
+async def _unnest(conn: AsyncConnection, table: Table, rows: Sequence[Row]) -> int:
+    names = [c.name for c in table.columns]
+    arrays = ", ".join(f"CAST(:{n} AS {_pg_type(conn.dialect, table, n)}[])" for n in names)
+    quoted = ", ".join(f'"{n}"' for n in names)
+    statement = text(
+        f'INSERT INTO "{table.name}" ({quoted}) SELECT * FROM unnest({arrays}) '  # noqa: S608 - names come from our own metadata
+        "ON CONFLICT DO NOTHING"
+    )
+    values = dict(zip(names, _columns_of(conn.dialect, table, rows), strict=True))
+    return (await conn.execute(statement, values)).rowcount
+
+
+async def _copy(conn: AsyncConnection, table: Table, rows: Sequence[Row]) -> int:
+    staging = f"_staging_{table.name}"
+    names = [c.name for c in table.columns]
+    quoted = ", ".join(f'"{n}"' for n in names)
+    # Through SQLAlchemy first: that opens the driver's transaction, so the raw COPY
+    # below is part of the caller's transaction, not an autocommit of its own.
+    await conn.execute(
+        text(
+            f'CREATE TEMP TABLE IF NOT EXISTS "{staging}" '
+            f'(LIKE "{table.name}" INCLUDING DEFAULTS) ON COMMIT DELETE ROWS'
+        )
+    )
+    driver: Any = (await conn.get_raw_connection()).driver_connection
+    records = list(zip(*_columns_of(conn.dialect, table, rows), strict=True))
+    await driver.copy_records_to_table(staging, records=records, columns=names)
+    result = await conn.execute(
+        text(
+            f'INSERT INTO "{table.name}" ({quoted}) SELECT {quoted} FROM "{staging}" '  # noqa: S608
+            "ON CONFLICT DO NOTHING"
+        )
+    )
+    await conn.execute(text(f'TRUNCATE "{staging}"'))
+    return result.rowcount
