@@ -8,6 +8,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import json
 import logging
 import os
@@ -116,11 +117,12 @@ class Agent:
 
     def _install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
+        try:
+            for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stop)
-            except (NotImplementedError, RuntimeError):  # not the main thread
-                return
+            loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
+        except (NotImplementedError, RuntimeError):  # not the main thread
+            return
 
     async def _status_loop(self, outbox: Outbox, uplink: Uplink, metrics: AgentMetrics) -> None:
         while True:
@@ -145,6 +147,15 @@ class Agent:
         write_status_file(
             self.settings, status_snapshot(self.settings, uplink, outbox, self._stats)
         )
+
+
+def dump_tasks() -> None:
+    """SIGUSR1: log every asyncio task's stack and every thread's (for a stuck agent)."""
+    for task in asyncio.all_tasks():
+        frames = task.get_stack(limit=8)
+        where = " <- ".join(f"{f.f_code.co_filename}:{f.f_lineno}" for f in frames)
+        logger.warning("task %s: %s", task.get_name(), where or "(no frames)")
+    faulthandler.dump_traceback(all_threads=True)
 
 
 def status_snapshot(

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from edge_agent.config import AgentSettings
-from edge_agent.outbox import read_stats
+from edge_agent.outbox import OutboxError, OutboxStats, read_stats
 
 STALE_AFTER_S = 5.0
 
@@ -16,6 +16,7 @@ STALE_AFTER_S = 5.0
 def collect(settings: AgentSettings) -> dict[str, Any]:
     """The status document: the agent's own report when it is running, the outbox always."""
     doc: dict[str, Any] = {"device": settings.device.id, "running": False}
+    stats: OutboxStats | None = None
     path = settings.device.status_path
     if path.is_file():
         try:
@@ -27,7 +28,12 @@ def collect(settings: AgentSettings) -> dict[str, Any]:
         doc["running"] = age < STALE_AFTER_S and _alive(int(report.get("pid", 0)))
         doc["report_age_s"] = round(age, 1)
     if settings.device.outbox_path.is_file():
-        stats = read_stats(settings.device.outbox_path)
+        try:
+            stats = read_stats(settings.device.outbox_path)
+        except OutboxError as exc:  # e.g. the agent is creating it right now
+            doc["outbox_error"] = str(exc)
+            stats = None
+    if stats is not None:
         doc["outbox"] = {
             "stream": stats.stream,
             "depth": stats.depth,
