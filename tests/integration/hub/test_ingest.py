@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import aiomqtt
 import pytest
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.bus import create_bus
 from hub.ingest.service import Ingest
@@ -29,6 +30,16 @@ def telemetry(device: str, seq: int) -> bytes:
     return encode(
         Envelope(device=device, stream="s1", seq=seq, ts=NOW, kind=Channel.TELEMETRY, body=body)
     )
+
+
+async def ours(engine: AsyncEngine, a: str, b: str) -> tuple[list[str], list[float]]:
+    """Dead-letter reasons and stored values of this test's devices only (the broker is shared)."""
+    async with session_factory(engine)() as session:
+        query = select(DeadLetter.reason).where(DeadLetter.device.in_([a, b]))
+        reasons = sorted((await session.scalars(query)).all())
+        values = select(Telemetry.value).where(Telemetry.device == a)
+        stored = list((await session.scalars(values)).all())
+    return reasons, stored
 
 
 @pytest.mark.timeout(60)
@@ -61,23 +72,17 @@ async def test_bad_messages_are_dead_lettered_and_good_ones_stored(
             await client.publish(topic(a, Channel.TELEMETRY), b"x" * 5000, qos=1)
             await client.publish(topic(a, Channel.TELEMETRY), telemetry(a, 1), qos=1)
         for _ in range(200):
-            if writer.counters.deadletters >= 3 and writer.counters.stored >= 1:
+            reasons, stored = await ours(engine, a, b)
+            if len(reasons) >= 3 and stored:
                 break
             await asyncio.sleep(0.05)
         ingest_task.cancel()
         writer_task.cancel()
-    async with session_factory(engine)() as session:
-        reasons = sorted(
-            (
-                await session.scalars(
-                    select(DeadLetter.reason).where(DeadLetter.device.in_([a, b]))
-                )
-            ).all()
-        )
-        stored = (await session.scalars(select(Telemetry.value).where(Telemetry.device == a))).all()
+    reasons, stored = await ours(engine, a, b)
     await bus.stop()
     await engine.dispose()
     assert [r.split(":")[0] for r in reasons] == ["device mismatch", "invalid payload", "oversized"]
     assert list(stored) == [1.0]
-    assert ingest.counters.reasons == {"invalid payload": 1, "device mismatch": 1, "oversized": 1}
+    for reason in ("invalid payload", "device mismatch", "oversized"):
+        assert ingest.counters.reasons.get(reason, 0) >= 1
     assert ingest.counters.routed >= 1  # ours, plus whatever else the shared dev broker carries
