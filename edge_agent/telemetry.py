@@ -185,8 +185,11 @@ class Batcher:
     async def run(self) -> None:
         """Flush when full or when the oldest point has waited `max_delay_s`."""
         while True:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+            # that races the event, and this loop would then never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._full.wait(), self._max_delay)
+                async with asyncio.timeout(self._max_delay):
+                    await self._full.wait()
             await self.flush()
 
     async def flush(self) -> None:

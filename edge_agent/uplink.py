@@ -292,8 +292,11 @@ class Uplink:
             )
             if not batch:
                 self._wake.clear()
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                # that races the event, and shutdown would then hang on this loop.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), cfg.poll_interval_s)
+                    async with asyncio.timeout(cfg.poll_interval_s):
+                        await self._wake.wait()
                 continue
             self._bucket.take(sum(1 for m in batch if m.backlog))
             await asyncio.gather(*(self._publish(client, m.channel, m.payload) for m in batch))

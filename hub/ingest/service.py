@@ -14,6 +14,7 @@ loop through `call_soon_threadsafe`, and acknowledgements go back through
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from dataclasses import dataclass, field
@@ -140,17 +141,12 @@ class Ingest:
         batch = [await self._queue.get()]
         if self._refused:
             raise BrokerRefused(f"the broker refused the hub's login: {self._refused}")
-        deadline = asyncio.get_running_loop().time() + self._settings.ingest.batch_wait_s
-        while len(batch) < self._settings.ingest.batch_max:
-            timeout = deadline - asyncio.get_running_loop().time()
-            try:
-                batch.append(
-                    self._queue.get_nowait()
-                    if timeout <= 0
-                    else await asyncio.wait_for(self._queue.get(), timeout)
-                )
-            except (asyncio.QueueEmpty, TimeoutError):
-                break
+        # Top up for at most batch_wait_s. asyncio.timeout, not wait_for: on 3.11 wait_for
+        # around queue.get can lose a message that arrives as the timeout fires.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._settings.ingest.batch_wait_s):
+                while len(batch) < self._settings.ingest.batch_max:
+                    batch.append(await self._queue.get())
         return batch
 
     def _records(self, batch: list[mqtt.MQTTMessage]) -> list[tuple[str, bytes, bytes]]:
