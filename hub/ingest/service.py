@@ -89,14 +89,18 @@ class Ingest:
         """Ingest until cancelled; raise `BrokerRefused` if the hub's own login is refused."""
         client = self._client(asyncio.get_running_loop())
         url = urlsplit(self._settings.broker.url)
+        # A clean session that ends with the connection: an ingest process that goes away
+        # must not leave a queue behind in the shared group, where the broker would keep
+        # parking its share of the fleet's messages. What it held unacknowledged is
+        # re-delivered to the group or re-sent by the agents (no watermark, no delete).
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = 3600
+        props.SessionExpiryInterval = 0
         props.ReceiveMaximum = RECEIVE_MAXIMUM
         client.connect_async(
             url.hostname or "127.0.0.1",
             url.port or 1883,
             keepalive=30,
-            clean_start=False,
+            clean_start=True,
             properties=props,
         )
         client.loop_start()

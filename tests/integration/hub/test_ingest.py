@@ -50,8 +50,8 @@ async def test_bad_messages_are_dead_lettered_and_good_ones_stored(
         {
             "data_dir": str(tmp_path),
             "broker": {"kind": "external", "url": mqtt_url, "username": ""},
-            "ingest": {"shared_group": f"ingest-{run_id}", "max_payload_bytes": 4096},
-            "worker": {"group": f"writers-{run_id}"},
+            "ingest": {"shared_group": f"ingest-dl-{run_id}", "max_payload_bytes": 4096},
+            "worker": {"group": f"writers-dl-{run_id}"},
         }
     )
     engine = create_engine(settings.database.url)
