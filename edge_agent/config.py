@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from edge_agent.errors import ConfigError
-from protocol.settings import describe_settings_error
+from protocol.settings import EnvOverFileSettings, describe_settings_error
 from protocol.topics import DEVICE_ID_PATTERN
 
 ENV_PREFIX = "OUTPOST_AGENT_"
@@ -167,7 +167,7 @@ class MetricsSection(Section):
     port: Annotated[int, Field(ge=0, le=65535)] = 9108
 
 
-class AgentSettings(BaseSettings):
+class AgentSettings(EnvOverFileSettings):
     """Everything the agent reads at start-up."""
 
     model_config = SettingsConfigDict(
@@ -181,18 +181,6 @@ class AgentSettings(BaseSettings):
     uplink: UplinkSection = UplinkSection()
     telemetry: TelemetrySection = TelemetrySection()
     metrics: MetricsSection = MetricsSection()
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Environment variables win over the file's values."""
-        return env_settings, init_settings
 
 
 def load_settings(path: Path | None = None) -> AgentSettings:

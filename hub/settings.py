@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from hub.errors import HubConfigError
 from protocol.models import MAX_MESSAGE_BYTES
-from protocol.settings import describe_settings_error
+from protocol.settings import EnvOverFileSettings, describe_settings_error
 
 ENV_PREFIX = "OUTPOST_HUB_"
 DOCS = "docs/platform-engineer.md"
@@ -99,7 +99,7 @@ class RetentionSection(Section):
     archive_dir: str = ""
 
 
-class HubSettings(BaseSettings):
+class HubSettings(EnvOverFileSettings):
     """Everything the hub reads at start-up."""
 
     model_config = SettingsConfigDict(
@@ -122,18 +122,6 @@ class HubSettings(BaseSettings):
             url = f"sqlite+aiosqlite:///{self.data_dir / 'hub.db'}"
             object.__setattr__(self, "database", DatabaseSection(url=url))
         return self
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Environment variables win over the file's values."""
-        return env_settings, init_settings
 
 
 def load_hub_settings(path: Path | None) -> HubSettings:

@@ -20,6 +20,23 @@ Example:
 from __future__ import annotations
 
 from pydantic import ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+
+
+class EnvOverFileSettings(BaseSettings):
+    """Settings read from a file (passed as keyword arguments) where environment variables win."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment variables first, then the file's values, then defaults."""
+        return env_settings, init_settings
 
 
 def describe_settings_error(exc: ValidationError, source: str, *, docs: str) -> str:
