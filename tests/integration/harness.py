@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -43,10 +44,22 @@ EDGE_AGENT = str(Path(sys.executable).parent / "edge-agent")
 
 
 def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free TCP port below Linux's ephemeral range (32768+).
+
+    A broker that a test stops and restarts must not sit on an ephemeral port: while it
+    is down, the agent's reconnect attempts to that port can pick it as their own local
+    port and connect to themselves (TCP self-connect), and the broker cannot bind again.
+    """
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randint(20_000, 32_000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free port between 20000 and 32000")
 
 
 def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.05) -> None:
