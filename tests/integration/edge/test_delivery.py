@@ -13,7 +13,9 @@ import sqlite3
 import subprocess
 import time
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,6 +57,30 @@ def drain_remainder(
     agent.start()
     wait_for(lambda: depth(data / "outbox.db") == 0, 60, "the outbox to drain")
     assert agent.terminate() == 0
+
+
+@dataclass
+class Rig:
+    """One agent on a private broker that the test may stop, kill and restart."""
+
+    broker: PrivateBroker
+    device: str
+    data: Path
+    cfg: Path
+    agent: AgentProcess
+
+
+def private_rig(
+    tmp_path: Path, name: str, *, start_broker: bool = True, **sections: dict[str, Any]
+) -> Rig:
+    broker = PrivateBroker(tmp_path / "broker")
+    if start_broker:
+        broker.start()
+    data = tmp_path / "data"
+    cfg = agent_config(
+        tmp_path / "agent.toml", device=name, data_dir=data, mqtt_url=broker.url, **sections
+    )
+    return Rig(broker, name, data, cfg, AgentProcess(cfg, tmp_path / "agent.log"))
 
 
 def assert_prefix_per_boot(values: list[tuple[str, str, int, float]]) -> dict[str, int]:
@@ -122,19 +148,13 @@ def test_kill_9_during_enqueues_loses_nothing_committed(
 
 @pytest.mark.timeout(OUTAGE_S * 3 + 120)
 def test_broker_outage_backlog_drains_behind_live_data(tmp_path: Path, run_id: str) -> None:
-    broker = PrivateBroker(tmp_path / "broker")
-    broker.start()
-    device = f"outage-{run_id}"
-    data = tmp_path / "data"
-    cfg = agent_config(
-        tmp_path / "agent.toml",
-        device=device,
-        data_dir=data,
-        mqtt_url=broker.url,
+    rig = private_rig(
+        tmp_path,
+        f"outage-{run_id}",
         telemetry={"sources": [{"type": "synthetic", "rate_hz": 200}]},
         uplink={"drain_rate": 500},
     )
-    agent = AgentProcess(cfg, tmp_path / "agent.log")
+    broker, device, data, cfg, agent = rig.broker, rig.device, rig.data, rig.cfg, rig.agent
     try:
         with running_responder(broker.url) as responder:
             agent.start()
@@ -174,18 +194,12 @@ def test_broker_outage_backlog_drains_behind_live_data(tmp_path: Path, run_id: s
 
 @pytest.mark.timeout(120)
 def test_broker_crash_after_puback_rows_are_resent(tmp_path: Path, run_id: str) -> None:
-    broker = PrivateBroker(tmp_path / "broker")
-    broker.start()
-    device = f"crash-{run_id}"
-    data = tmp_path / "data"
-    cfg = agent_config(
-        tmp_path / "agent.toml",
-        device=device,
-        data_dir=data,
-        mqtt_url=broker.url,
+    rig = private_rig(
+        tmp_path,
+        f"crash-{run_id}",
         telemetry={"sources": [{"type": "synthetic", "rate_hz": 100, "limit": 600}]},
     )
-    agent = AgentProcess(cfg, tmp_path / "agent.log")
+    broker, device, data, agent = rig.broker, rig.device, rig.data, rig.agent
     try:
         with running_responder(broker.url) as responder:
             agent.start()
@@ -214,19 +228,15 @@ def test_broker_crash_after_puback_rows_are_resent(tmp_path: Path, run_id: str) 
 
 @pytest.mark.timeout(120)
 def test_cap_drops_only_plain_telemetry_and_says_so(tmp_path: Path, run_id: str) -> None:
-    broker = PrivateBroker(tmp_path / "broker")  # not started: the link is down
-    device = f"cap-{run_id}"
-    data = tmp_path / "data"
-    cfg = agent_config(
-        tmp_path / "agent.toml",
-        device=device,
-        data_dir=data,
-        mqtt_url=broker.url,
+    rig = private_rig(  # the broker is not started: the link is down
+        tmp_path,
+        f"cap-{run_id}",
+        start_broker=False,
         telemetry={"sources": [{"type": "synthetic", "rate_hz": 2000}]},
         outbox={"cap_mb": 0.2},
         uplink={"state_interval_s": 0.2},
     )
-    agent = AgentProcess(cfg, tmp_path / "agent.log")
+    broker, device, cfg, agent = rig.broker, rig.device, rig.cfg, rig.agent
     agent.start()
     try:
 
