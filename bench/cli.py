@@ -18,6 +18,7 @@ app = typer.Typer(
     help="Benchmarks, each a ratio against a same-machine limit.", no_args_is_help=True
 )
 _out = Console()
+_err = Console(stderr=True)
 
 
 def emit(result: BenchResult, *, as_json: bool) -> None:
@@ -67,15 +68,27 @@ def outbox_command(
     emit(result, as_json=as_json)
 
 
-def _default_mqtt_url() -> str:
-    """The dev broker's address from `.dev/services.env`, for running benches in a checkout."""
+def _dev_service(key: str, default: str) -> str:
+    """`key` from `.dev/services.env` (the dev services' addresses), for benches in a checkout."""
     env = Path(".dev/services.env")
     if env.is_file():
         for line in env.read_text(encoding="utf-8").splitlines():
-            key, _, value = line.partition("=")
-            if key.strip() == "OUTPOST_TEST_MQTT_URL":
+            name, _, value = line.partition("=")
+            if name.strip() == key:
                 return value.strip()
-    return "mqtt://127.0.0.1:1883"
+    return default
+
+
+def _default_mqtt_url() -> str:
+    return _dev_service("OUTPOST_TEST_MQTT_URL", "mqtt://127.0.0.1:1883")
+
+
+def _default_kafka() -> str:
+    return _dev_service("OUTPOST_TEST_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+
+
+def _default_pg_dsn() -> str:
+    return _dev_service("OUTPOST_TEST_PG_DSN", "postgresql://outpost@127.0.0.1:5432/outpost")
 
 
 @app.command("drain")
@@ -91,3 +104,43 @@ def drain_command(
     from bench import drain
 
     emit(drain.run(mqtt_url=mqtt_url or _default_mqtt_url(), rows=rows), as_json=as_json)
+
+
+@app.command("ingest")
+def ingest_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    mqtt_url: Annotated[
+        str | None, typer.Option(help="Broker (default: the dev services' Mosquitto).")
+    ] = None,
+    kafka: Annotated[
+        str | None, typer.Option(help="Kafka bootstrap host:port (default: the dev services').")
+    ] = None,
+    pg_dsn: Annotated[
+        str | None,
+        typer.Option(help="postgresql://USER@HOST:PORT/DB (default: the dev services')."),
+    ] = None,
+    agents: Annotated[int, typer.Option(min=1, max=64, help="Agent processes.")] = 4,
+    points: Annotated[
+        int, typer.Option(min=1000, help="Telemetry points in all, over all agents.")
+    ] = 200_000,
+    per_message: Annotated[
+        int, typer.Option(min=1, max=5000, help="Points per telemetry envelope.")
+    ] = 100,
+) -> None:
+    """End-to-end telemetry points/s, agents to PostgreSQL, against the slowest bare stage."""
+    from bench import ingest
+
+    try:
+        result = ingest.run(
+            mqtt_url=mqtt_url or _default_mqtt_url(),
+            kafka_bootstrap=kafka or _default_kafka(),
+            pg_dsn=pg_dsn or _default_pg_dsn(),
+            agents=agents,
+            points=points,
+            per_message=per_message,
+            show_progress=not as_json,
+        )
+    except ingest.IngestBenchError as exc:
+        _err.print(f"[bold red]bench ingest failed:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    emit(result, as_json=as_json)

@@ -89,6 +89,8 @@ class MqttSection(Section):
     )
     username: str = ""
     password: str = ""
+    protocol: Literal["5", "3.1.1"] = "5"
+    """MQTT 5 for Mosquitto and EMQX; "3.1.1" for a hub's embedded broker (enrollment says)."""
     keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
     session_expiry_s: Annotated[int, Field(ge=0, le=604_800)] = 3600
     connect_timeout_s: PositiveSeconds = 10.0

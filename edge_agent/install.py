@@ -185,7 +185,7 @@ def _preflight(config_path: Path, data_dir: Path) -> None:
         data_dir=data_dir,
         hub_url="http://hub",
         hub_key=_PLACEHOLDER_KEY,
-        mqtt={"url": "mqtt://broker:1883", "username": "u", "password": "p"},
+        mqtt={"url": "mqtt://broker:1883", "username": "u", "password": "p", "protocol": "5"},
     )
     settings_from_dict(sample, source=f"{config_path} (as it would be written)")
 
@@ -290,7 +290,7 @@ def _config_document(
     return {
         "device": {"id": device_id, "name": name, "data_dir": str(data_dir)},
         "hub": {"url": hub_url, "public_key": hub_key},
-        "mqtt": {key: mqtt[key] for key in ("url", "username", "password")},
+        "mqtt": {key: mqtt[key] for key in ("url", "username", "password", "protocol")},
     }
 
 

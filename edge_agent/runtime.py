@@ -137,7 +137,7 @@ class Agent:
         while True:
             await asyncio.sleep(self.settings.uplink.state_interval_s)
             dropped = dict(self._stats.dropped) if self._stats else {}
-            if dropped != last_dropped:
+            if dropped != last_dropped and any(dropped.values()):
                 logger.warning("outbox dropped rows: %s", {k.value: v for k, v in dropped.items()})
                 last_dropped = dropped
             await outbox.put(Channel.STATE, encode(self.state()))

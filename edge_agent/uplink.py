@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiomqtt
@@ -175,17 +176,24 @@ class Uplink:
         url = urlsplit(mqtt_cfg.url)
         self.status.change(LinkState.CONNECTING, now=self._clock())
         connected_at = self._clock()
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = mqtt_cfg.session_expiry_s
+        session: dict[str, Any]
+        if mqtt_cfg.protocol == "5":
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = mqtt_cfg.session_expiry_s
+            session = {
+                "protocol": aiomqtt.ProtocolVersion.V5,
+                "clean_start": False,
+                "properties": props,
+            }
+        else:  # 3.1.1 has no session expiry: the broker keeps the session until it restarts
+            session = {"protocol": aiomqtt.ProtocolVersion.V311, "clean_session": False}
         client = aiomqtt.Client(
             url.hostname or "127.0.0.1",
             url.port or (8883 if url.scheme == "mqtts" else 1883),
             username=mqtt_cfg.username or None,
             password=mqtt_cfg.password or None,
             identifier=f"agent-{self._device}",
-            protocol=aiomqtt.ProtocolVersion.V5,
-            clean_start=False,
-            properties=props,
+            **session,
             keepalive=mqtt_cfg.keepalive_s,
             timeout=mqtt_cfg.connect_timeout_s,
             max_inflight_messages=self._settings.uplink.max_inflight,

@@ -23,8 +23,17 @@ from hub.settings import HubSettings
 Probe = Callable[[], Awaitable[str]]
 
 
-def create_app(settings: HubSettings, engine: AsyncEngine, bus_probe: Probe) -> FastAPI:
-    """The hub's HTTP application, given the long-lived clients the process owns."""
+def create_app(
+    settings: HubSettings,
+    engine: AsyncEngine,
+    bus_probe: Probe,
+    broker_probe: Probe | None = None,
+) -> FastAPI:
+    """The hub's HTTP application, given the long-lived clients the process owns.
+
+    `broker_probe` checks the embedded broker; without it, a TCP connect to `[broker] url`.
+    """
+    check_broker = broker_probe or (lambda: _broker(settings))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -38,7 +47,7 @@ def create_app(settings: HubSettings, engine: AsyncEngine, bus_probe: Probe) -> 
         checks = {
             "database": await _probe(lambda: _database(engine)),
             "bus": await _probe(bus_probe),
-            "broker": await _probe(lambda: _broker(settings)),
+            "broker": await _probe(check_broker),
         }
         ok = all(v == "ok" for v in checks.values())
         body: dict[str, Any] = {"status": "ok" if ok else "degraded", "checks": checks}

@@ -16,14 +16,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from typing import Literal
 
 import uvicorn
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub.app import create_app
+from hub.broker.access import DeviceAuthority
+from hub.broker.embedded import EmbeddedBroker, local_url
 from hub.bus import create_bus
 from hub.bus.base import Bus
-from hub.errors import HubError
+from hub.errors import HubConfigError
 from hub.ingest.service import Ingest
 from hub.settings import HubSettings
 from hub.storage.db import create_engine, session_factory
@@ -51,19 +55,25 @@ def build_bus(settings: HubSettings) -> Bus:
 
 async def serve(settings: HubSettings, role: Role) -> None:
     """Run `role` until cancelled (SIGTERM / Ctrl-C)."""
-    if settings.broker.kind == "embedded" and role in ("all", "ingest"):
-        raise HubError(
-            "the embedded MQTT broker is not built yet (issue #4): set [broker] kind = "
-            '"external" and url = "mqtt://HOST:PORT" to use Mosquitto'
+    embedded = settings.broker.kind == "embedded"
+    if embedded and role != "all":
+        raise HubConfigError(
+            f"--role {role}: the embedded MQTT broker lives inside a single hub process; "
+            'run --role all, or set [broker] kind = "external" with url = "mqtt://HOST:PORT" '
+            "to split roles over processes"
         )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_engine(settings.database.url, schema=settings.database.schema_name or None)
     if role == "all":
         await migrate(engine)
-    bus = build_bus(settings)
-    await bus.start()
     sessions = session_factory(engine)
+    broker: EmbeddedBroker | None = None
+    if embedded:
+        settings, broker = _embedded_broker(settings, sessions)
+        await broker.start()
+    bus = build_bus(settings)
     try:
+        await bus.start()
         async with asyncio.TaskGroup() as tg:
             if role in ("all", "ingest"):
                 tg.create_task(Ingest(settings, bus).run(), name="ingest")
@@ -71,7 +81,9 @@ async def serve(settings: HubSettings, role: Role) -> None:
                 tg.create_task(Writer(settings, bus, sessions).run(), name="writer")
                 tg.create_task(Housekeeping(settings, bus, sessions).run(), name="housekeeping")
             if role in ("all", "api"):
-                app = create_app(settings, engine, lambda: _bus_ok(bus))
+                app = create_app(
+                    settings, engine, lambda: _bus_ok(bus), broker.probe if broker else None
+                )
                 server = uvicorn.Server(
                     uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info")
                 )
@@ -79,7 +91,25 @@ async def serve(settings: HubSettings, role: Role) -> None:
             logger.info("hub role %s running", role)
     finally:
         await bus.stop()
+        if broker is not None:
+            await broker.stop()
         await engine.dispose()
+
+
+def _embedded_broker(
+    settings: HubSettings, sessions: async_sessionmaker[AsyncSession]
+) -> tuple[HubSettings, EmbeddedBroker]:
+    """The broker, and the settings the hub's own clients use to reach it.
+
+    The hub's login is `[broker] username` with `[broker] password`, or a random
+    password for this run when none is set (only this process needs it).
+    """
+    cfg = settings.broker
+    password = cfg.password or secrets.token_urlsafe(24)
+    authority = DeviceAuthority(sessions, hub_user=cfg.username, hub_password=password)
+    broker = EmbeddedBroker(cfg.url, authority)
+    local = cfg.model_copy(update={"url": local_url(cfg.url), "password": password})
+    return settings.model_copy(update={"broker": local}), broker
 
 
 async def _bus_ok(bus: Bus) -> str:

@@ -22,7 +22,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import StringConstraints
 
@@ -59,11 +59,16 @@ class EnrollRequest(WireModel):
 
 
 class MqttCredentials(WireModel):
-    """Where and as whom the device connects to the broker."""
+    """Where and as whom the device connects to the broker, and which MQTT version it speaks.
+
+    `protocol` is "5" for an external broker (Mosquitto, EMQX) and "3.1.1" for a
+    hub's embedded broker; absent (hubs before it existed) means "5".
+    """
 
     url: MqttUrl
     username: Secret
     password: Secret
+    protocol: Literal["5", "3.1.1"] = "5"
 
 
 class EnrollResponse(WireModel):

@@ -60,7 +60,14 @@ class IngestCounters:
 
 
 def subscription(settings: HubSettings) -> str:
-    """The shared subscription that spreads the fleet over every ingest process."""
+    """What ingest subscribes to.
+
+    On an external broker, the shared subscription that spreads the fleet over
+    every ingest process; the embedded broker has exactly one ingest (the hub
+    process itself) and no shared subscriptions, so the plain filter.
+    """
+    if settings.broker.kind == "embedded":
+        return UPLINK_FILTER
     return f"$share/{settings.ingest.shared_group}/{UPLINK_FILTER}"
 
 
@@ -89,20 +96,18 @@ class Ingest:
         """Ingest until cancelled; raise `BrokerRefused` if the hub's own login is refused."""
         client = self._client(asyncio.get_running_loop())
         url = urlsplit(self._settings.broker.url)
-        # A clean session that ends with the connection: an ingest process that goes away
-        # must not leave a queue behind in the shared group, where the broker would keep
-        # parking its share of the fleet's messages. What it held unacknowledged is
-        # re-delivered to the group or re-sent by the agents (no watermark, no delete).
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = 0
-        props.ReceiveMaximum = RECEIVE_MAXIMUM
-        client.connect_async(
-            url.hostname or "127.0.0.1",
-            url.port or 1883,
-            keepalive=30,
-            clean_start=True,
-            properties=props,
-        )
+        host, port = url.hostname or "127.0.0.1", url.port or 1883
+        if self._settings.broker.kind == "embedded":  # MQTT 3.1.1: clean session set at creation
+            client.connect_async(host, port, keepalive=30)
+        else:
+            # A clean session that ends with the connection: an ingest process that goes
+            # away must not leave a queue behind in the shared group, where the broker would
+            # keep parking its share of the fleet's messages. What it held unacknowledged is
+            # re-delivered to the group or re-sent by the agents (no watermark, no delete).
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = 0
+            props.ReceiveMaximum = RECEIVE_MAXIMUM
+            client.connect_async(host, port, keepalive=30, clean_start=True, properties=props)
         client.loop_start()
         try:
             while True:
@@ -115,10 +120,12 @@ class Ingest:
             client.loop_stop()
 
     def _client(self, loop: asyncio.AbstractEventLoop) -> mqtt.Client:
+        embedded = self._settings.broker.kind == "embedded"
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=self._client_id,
-            protocol=mqtt.MQTTv5,
+            protocol=mqtt.MQTTv311 if embedded else mqtt.MQTTv5,
+            clean_session=True if embedded else None,
             manual_ack=True,
         )
         broker = self._settings.broker

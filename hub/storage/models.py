@@ -223,3 +223,17 @@ class TelemetryRollup(Base):
     avg: Mapped[float] = mapped_column(Double)
 
     __table_args__ = (Index("ix_telemetry_rollups_minute", "minute", postgresql_using="brin"),)
+
+
+class DeviceCredential(Base):
+    """A device's MQTT login for the embedded broker: the username is the device id.
+
+    Only an argon2 hash of the password is kept; `revoked_at` set means refused.
+    """
+
+    __tablename__ = "device_credentials"
+
+    device: Mapped[str] = _device()
+    password_hash: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]

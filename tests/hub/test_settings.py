@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -44,9 +45,23 @@ def test_hub_serve_with_a_bad_config_exits_2(tmp_path: Path) -> None:
     assert "port" in result.output
 
 
-def test_hub_serve_embedded_broker_says_not_built(tmp_path: Path) -> None:
+def test_embedded_broker_refuses_a_split_role(tmp_path: Path) -> None:
     path = tmp_path / "hub.toml"
     path.write_text(f'data_dir = "{tmp_path}"\n')
-    result = CliRunner().invoke(app, ["hub", "serve", "--config", str(path)])
+    result = CliRunner().invoke(app, ["hub", "serve", "--config", str(path), "--role", "ingest"])
+    assert result.exit_code == 2
+    message = " ".join(result.output.split())
+    assert "embedded MQTT broker lives inside a single hub process" in message
+    assert '[broker] kind = "external"' in message
+
+
+def test_embedded_broker_on_a_taken_port_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        path = tmp_path / "hub.toml"
+        path.write_text(f'data_dir = "{tmp_path}"\n[broker]\nurl = "mqtt://127.0.0.1:{port}"\n')
+        result = CliRunner().invoke(app, ["hub", "serve", "--config", str(path)])
     assert result.exit_code == 1
-    assert "embedded MQTT broker is not built yet" in result.output
+    assert f"cannot listen on 127.0.0.1:{port}" in " ".join(result.output.split())

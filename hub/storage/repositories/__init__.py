@@ -4,6 +4,15 @@ Each function takes an `AsyncSession` and runs in the caller's transaction (the
 service commits); database errors leave as `hub.storage.errors.StorageError`.
 """
 
+from hub.storage.repositories.credentials import (
+    CredentialView,
+    active_password_hash,
+    issue_credentials,
+    list_credentials,
+    new_password,
+    password_matches,
+    revoke_credentials,
+)
 from hub.storage.repositories.deadletters import store_deadletter
 from hub.storage.repositories.envelopes import StoreResult, TableCounts, store_envelopes
 from hub.storage.repositories.marks import WILL_STREAM, advance_marks, current_marks
@@ -13,16 +22,23 @@ from hub.storage.repositories.rollups import Rollup, rollup_telemetry
 
 __all__ = [
     "WILL_STREAM",
+    "CredentialView",
     "RetentionResult",
     "Rollup",
     "Sample",
     "StatusView",
     "StoreResult",
     "TableCounts",
+    "active_password_hash",
     "advance_marks",
     "current_marks",
     "enforce_retention",
+    "issue_credentials",
     "latest_status",
+    "list_credentials",
+    "new_password",
+    "password_matches",
+    "revoke_credentials",
     "rollup_telemetry",
     "store_deadletter",
     "store_envelopes",

@@ -1,0 +1,146 @@
+"""Real hub processes for integration tests: `outpost hub serve` with its settings.
+
+Scale mode (`scale_config`): roles against the dev services, isolated per test run
+by a PostgreSQL schema, a Kafka topic prefix and MQTT/Kafka group names.
+Embedded mode: `outpost hub serve` with no flags, configured by environment only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import asyncpg
+import httpx
+from aiokafka.admin import AIOKafkaAdminClient
+
+OUTPOST = str(Path(sys.executable).parent / "outpost")
+
+
+def scale_config(
+    path: Path, *, run_id: str, mqtt_url: str, kafka: str, pg_dsn: str, extra: str = ""
+) -> Path:
+    """A hub settings file for PostgreSQL + Kafka + an external broker, private to `run_id`."""
+    dsn = pg_dsn.replace("postgresql://", "postgresql+asyncpg://")
+    path.write_text(
+        f'data_dir = "{path.parent / "hub-data"}"\n'
+        f'[database]\nurl = "{dsn}"\nschema = "t_{run_id}"\n'
+        f'[bus]\nkind = "kafka"\nbootstrap = "{kafka}"\ntopic_prefix = "t{run_id}."\n'
+        "partitions = 3\n"
+        f'[broker]\nkind = "external"\nurl = "{mqtt_url}"\nusername = ""\n'
+        f'[ingest]\nshared_group = "ingest-{run_id}"\n'
+        f'[worker]\ngroup = "writers-{run_id}"\nrollup_interval_s = 2\n' + extra
+    )
+    return path
+
+
+def migrate(config: Path) -> None:
+    """`outpost hub migrate --config FILE`."""
+    subprocess.run(
+        [OUTPOST, "hub", "migrate", "--config", str(config)], check=True, capture_output=True
+    )
+
+
+class HubProcess:
+    """`outpost hub serve [--config FILE --role ROLE]` as a real process."""
+
+    def __init__(
+        self,
+        log: Path,
+        *,
+        config: Path | None = None,
+        role: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.config, self.role, self.log = config, role, log
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start in the background, logging to `log`."""
+        args = [OUTPOST, "hub", "serve"]
+        if self.config is not None:
+            args += ["--config", str(self.config)]
+        if self.role is not None:
+            args += ["--role", self.role]
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(args, stdout=out, stderr=out, env=self.env)
+
+    def kill(self) -> None:
+        """kill -9."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        """SIGTERM, then kill -9 after 15 s; a no-op when not running."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def wait_healthy(self, port: int, timeout: float = 30) -> None:
+        """Wait until `GET /api/v1/health` answers 200 (the process must stay alive)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"hub exited {self.proc.returncode}:\n{self.tail()}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=2).is_success:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"hub not healthy after {timeout} s:\n{self.tail()}")
+
+    def tail(self, chars: int = 4000) -> str:
+        """The end of the process log."""
+        return self.log.read_text(errors="replace")[-chars:]
+
+
+def drop_run(pg_dsn: str, kafka: str, run_id: str) -> None:
+    """Drop the run's PostgreSQL schema and Kafka topics."""
+    asyncio.run(_drop_run(pg_dsn, kafka, run_id))
+
+
+async def _drop_run(pg_dsn: str, kafka: str, run_id: str) -> None:
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "t_{run_id}" CASCADE')
+    finally:
+        await conn.close()
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
+    await asyncio.wait_for(admin.start(), 15)
+    try:
+        topics = [
+            t
+            for t in await asyncio.wait_for(admin.list_topics(), 15)
+            if t.startswith(f"t{run_id}.")
+        ]
+        if topics:
+            await asyncio.wait_for(admin.delete_topics(topics), 15)
+    finally:
+        await admin.close()
+
+
+async def pg_counter_values(pg_dsn: str, run_id: str, device: str) -> list[float]:
+    """The stored values of a device's `synthetic.counter` metric, ascending."""
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        rows = await conn.fetch(
+            f'SELECT value FROM "t_{run_id}".telemetry '  # noqa: S608 - run_id is hex
+            "WHERE device = $1 AND metric = 'synthetic.counter' ORDER BY value",
+            device,
+        )
+    finally:
+        await conn.close()
+    return [r["value"] for r in rows]
