@@ -31,7 +31,6 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge_agent.backoff import Backoff
 from edge_agent.config import AgentSettings
 from edge_agent.errors import AgentError
 from edge_agent.outbox import Outbox
@@ -45,6 +44,7 @@ from protocol import (
     encode,
     topic,
 )
+from protocol.backoff import Backoff
 
 logger = logging.getLogger(__name__)
 
@@ -139,6 +139,7 @@ class Uplink:
         self.status = LinkStatus(since=clock())
         cfg = settings.uplink
         self._bucket = TokenBucket(cfg.drain_rate, max(1.0, cfg.drain_rate * 0.5), clock)
+        self._connected_at = self._progress_at = clock()
 
     def notify(self) -> None:
         """New rows are in the outbox: publish now rather than at the next poll."""
@@ -205,7 +206,7 @@ class Uplink:
         # Many publishes are in flight by design (flow control is max_inflight); don't warn.
         client.pending_calls_threshold = self._settings.uplink.batch_messages + 1
         async with client:
-            self._connected_at = connected_at
+            self._connected_at = self._progress_at = connected_at
             self.status.connects += 1
             self.status.change(LinkState.UP, now=self._clock())
             yield client
@@ -285,8 +286,23 @@ class Uplink:
         if mark.device != self._device:
             return
         deleted = await self._outbox.confirm(mark.stream, mark.seq)
+        if deleted:
+            self._progress_at = self._clock()
         if deleted and mark.stream == self._outbox.stream:
             self.status.watermark = max(self.status.watermark, mark.seq)
+
+    def _resend_before(self, now: float) -> float:
+        """Re-send rows published before this time; 0 (none) while the hub makes progress.
+
+        A hub that is behind but storing (its watermark keeps moving) has not lost
+        anything: re-sending its backlog would only add duplicates to the queue it is
+        working through. Only when no watermark has moved for `resend_timeout_s` are
+        the rows older than that timeout published again.
+        """
+        timeout = self._settings.uplink.resend_timeout_s
+        if now - self._progress_at < timeout:
+            return 0.0
+        return now - timeout
 
     async def _publish_loop(self, client: aiomqtt.Client) -> None:
         cfg = self._settings.uplink
@@ -296,7 +312,7 @@ class Uplink:
                 limit=cfg.batch_messages,
                 live_since=self._connected_at,
                 backlog_limit=self._bucket.available(),
-                resend_before=now - cfg.resend_timeout_s,
+                resend_before=self._resend_before(now),
             )
             if not batch:
                 self._wake.clear()

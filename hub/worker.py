@@ -23,10 +23,11 @@ import aiomqtt
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from hub.bus.base import Bus, Record
+from hub.bus.base import Bus, BusError, Record
 from hub.bus.topics import DEADLETTER, TELEMETRY_AGGREGATED, TOPIC_BY_CHANNEL
 from hub.settings import HubSettings
 from hub.storage.db import transaction
+from hub.storage.errors import StorageUnavailable
 from hub.storage.repositories import (
     advance_marks,
     current_marks,
@@ -36,6 +37,7 @@ from hub.storage.repositories import (
     store_envelopes,
 )
 from protocol import Channel, DecodeError, Envelope, Watermark, decode_envelope, encode, topic
+from protocol.backoff import Backoff
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +63,7 @@ class WorkerCounters:
     duplicates: int = 0
     deadletters: int = 0
     watermarks: int = 0
+    restarts: int = 0
 
 
 class Writer:
@@ -76,7 +79,27 @@ class Writer:
         self.counters = WorkerCounters()
 
     async def run(self) -> None:
-        """Write until cancelled."""
+        """Write until cancelled, riding out Kafka, database and broker outages.
+
+        Any of the three going away ends the current session (consumer and MQTT
+        client) and starts a new one after a backoff. Nothing is lost: offsets are
+        committed only after the database commit, so the next session re-reads what
+        was not yet stored, and a watermark that could not be published is published
+        again when the agent re-sends.
+        """
+        backoff = Backoff(0.5, 10.0)
+        while True:
+            try:
+                await self._session(backoff)
+            except (BusError, StorageUnavailable, aiomqtt.MqttError) as exc:
+                self.counters.restarts += 1
+                delay = backoff.next()
+                logger.warning(
+                    "writer paused %.1f s: %s: %s", delay, type(exc).__name__, str(exc)[:300]
+                )
+                await asyncio.sleep(delay)
+
+    async def _session(self, backoff: Backoff) -> None:
         topics = [*DATA_TOPICS, DEADLETTER]
         async with (
             self._bus.consumer(topics, group=self._settings.worker.group) as consumer,
@@ -91,6 +114,7 @@ class Writer:
                 marks = await self._store(records)
                 await consumer.commit()
                 await self._publish_marks(mqtt, marks)
+                backoff.reset()
 
     async def _store(self, records: Sequence[Record]) -> dict[tuple[str, str], int]:
         envelopes: list[Envelope] = []

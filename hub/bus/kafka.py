@@ -192,6 +192,10 @@ def _observe(future: asyncio.Future[object]) -> None:
         future.exception()
 
 
+SESSION_TIMEOUT_S = 10.0
+"""How long a silent group member (a crashed worker) keeps its partitions."""
+
+
 class KafkaConsumer:
     """A Kafka consumer group member (the `Consumer` protocol): manual commits, earliest reset."""
 
@@ -213,9 +217,14 @@ class KafkaConsumer:
             group_id=self.group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            session_timeout_ms=int(SESSION_TIMEOUT_S * 1000),
+            heartbeat_interval_ms=int(SESSION_TIMEOUT_S * 1000 / 3),
         )
         try:
-            async with guarded(self._bus.bootstrap, "starting a consumer", self._bus.timeout_s):
+            # Joining the group waits for a rebalance, which waits for a crashed member's
+            # session to expire (10 s): allow that on top of the network timeout.
+            limit = self._bus.timeout_s + SESSION_TIMEOUT_S
+            async with guarded(self._bus.bootstrap, "starting a consumer", limit):
                 await consumer.start()
         except BaseException:
             await self._stop_quietly(consumer)

@@ -42,9 +42,12 @@ def _key(env: Envelope) -> Row:
 
 def telemetry_rows(env: Envelope, body: TelemetryBatch) -> list[Row]:
     """One row per point; `idx` is the point's position in the batch."""
+    device, stream, seq = env.device, env.stream, env.seq
     return [
         {
-            **_key(env),
+            "device": device,
+            "stream": stream,
+            "seq": seq,
             "idx": idx,
             "ts": point.ts,
             "metric": point.metric,

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import orjson
 
-from edge_agent.backoff import Backoff
 from edge_agent.config import SyntheticSource
 from edge_agent.outbox import Outbox
 from edge_agent.telemetry import Batcher, SourceContext, build_source
 from edge_agent.uplink import TokenBucket
+from protocol.backoff import Backoff
 
 
 async def test_batcher_writes_one_row_per_full_batch_and_flushes_the_rest(tmp_path: Path) -> None:

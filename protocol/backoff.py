@@ -1,4 +1,4 @@
-"""Capped exponential backoff with full jitter, for reconnect loops."""
+"""Capped exponential backoff with full jitter, for the reconnect loops of agent and hub."""
 
 from __future__ import annotations
 
