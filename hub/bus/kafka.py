@@ -81,6 +81,8 @@ class KafkaBus:
         _check_compression(self.tuning.compression_type)
         self.topics = tuple(topics)
         self._producer: AIOKafkaProducer | None = None
+        self._stale = False
+        self._retiring: set[asyncio.Task[None]] = set()
         self._consumers: set[KafkaConsumer] = set()
 
     async def start(self) -> None:
@@ -125,6 +127,8 @@ class KafkaBus:
         if producer is not None:
             await self._stop_quietly(producer)
             logger.info("bus: disconnected from Kafka at %s", self.bootstrap)
+        if self._retiring:
+            await asyncio.wait(self._retiring)
 
     async def _stop_quietly(self, producer: AIOKafkaProducer) -> None:
         try:
@@ -138,15 +142,43 @@ class KafkaBus:
         await self.produce_many([(topic, key, value)])
 
     async def produce_many(self, records: Sequence[ProducerRecord]) -> None:
-        """Send all records, then wait for all acknowledgements, within one `timeout_s`."""
-        producer = self._require_producer()
+        """Send all records, then wait for all acknowledgements, within one `timeout_s`.
+
+        After a failure the next call starts a fresh producer: an idempotent producer
+        whose sends timed out, or whose broker restarted, can be stuck on sequence
+        numbers the broker will never accept again (`OutOfOrderSequenceNumber`).
+        """
+        producer = await self._healthy_producer()
         what = f"producing {len(records)} record(s)"
-        async with guarded(self.bootstrap, what, self.timeout_s):
-            pending = [
-                await producer.send(prefixed(self.topic_prefix, topic), key=key, value=value)
-                for topic, key, value in records
-            ]
-            await _all_delivered(pending)
+        try:
+            async with guarded(self.bootstrap, what, self.timeout_s):
+                pending = [
+                    await producer.send(prefixed(self.topic_prefix, topic), key=key, value=value)
+                    for topic, key, value in records
+                ]
+                await _all_delivered(pending)
+        except BusError:
+            self._stale = True
+            raise
+
+    async def _healthy_producer(self) -> AIOKafkaProducer:
+        producer = self._require_producer()
+        if not self._stale:
+            return producer
+        fresh = self._new_producer()
+        try:
+            async with guarded(self.bootstrap, "restarting the producer", self.timeout_s):
+                await fresh.start()
+        except BaseException:
+            await self._stop_quietly(fresh)
+            raise
+        self._producer, self._stale = fresh, False
+        # The old one may hold unsent batches: let it give up in the background.
+        retiring = asyncio.create_task(self._stop_quietly(producer))
+        self._retiring.add(retiring)
+        retiring.add_done_callback(self._retiring.discard)
+        logger.info("bus: started a fresh Kafka producer after a failure")
+        return fresh
 
     def consumer(self, topics: Sequence[str], *, group: str) -> KafkaConsumer:
         """A new member of consumer group `group` (prefixed like the topics)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import subprocess
 import time
 from collections import defaultdict
@@ -105,7 +106,9 @@ class Fleet:
 
 
 @pytest.fixture
-def fleet(tmp_path: Path, run_id: str, kafka_bootstrap: str, pg_dsn: str) -> Iterator[Fleet]:
+def fleet(tmp_path: Path, kafka_bootstrap: str, pg_dsn: str) -> Iterator[Fleet]:
+    # Its own id, not the session's run_id: each test gets fresh topics, schema and devices.
+    run_id = secrets.token_hex(4)
     broker = PrivateBroker(tmp_path / "mosquitto")
     broker.start()
     config = scale_config(
