@@ -10,11 +10,14 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+
+from tests.integration.hubrig import HubStack
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONNECT_TIMEOUT_S = 1.0
@@ -131,3 +134,24 @@ def pg_dsn() -> str:
 def run_id() -> str:
     """Short random hex that keeps this run's topics, schemas and devices apart from others."""
     return secrets.token_hex(4)
+
+
+@pytest.fixture
+def real_hub(
+    tmp_path: Path, kafka_bootstrap: str, pg_dsn: str
+) -> Iterator[Callable[[str], HubStack]]:
+    """Start real hub roles on a broker URL (the dev Mosquitto or a test's private one)."""
+    stacks: list[HubStack] = []
+
+    def start(mqtt_url: str) -> HubStack:
+        stack = HubStack(
+            tmp_path / f"hub-{len(stacks)}", mqtt_url=mqtt_url, kafka=kafka_bootstrap, pg_dsn=pg_dsn
+        )
+        stacks.append(stack)
+        return stack
+
+    try:
+        yield start
+    finally:
+        for stack in stacks:
+            stack.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -144,3 +145,71 @@ async def pg_counter_values(pg_dsn: str, run_id: str, device: str) -> list[float
     finally:
         await conn.close()
     return [r["value"] for r in rows]
+
+
+class HubStack:
+    """Real hub roles (one ingest, one worker) on a broker, Kafka and PostgreSQL, per test.
+
+    Stands where the agent tests once had a watermark responder: the agents' rows leave
+    their outbox only because this hub stored them and sent the watermark back.
+    """
+
+    def __init__(self, workdir: Path, *, mqtt_url: str, kafka: str, pg_dsn: str) -> None:
+        self.run_id = secrets.token_hex(4)
+        self.kafka, self.pg_dsn = kafka, pg_dsn
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.config = scale_config(
+            workdir / "hub.toml", run_id=self.run_id, mqtt_url=mqtt_url, kafka=kafka, pg_dsn=pg_dsn
+        )
+        migrate(self.config)
+        self.ingest = HubProcess(workdir / "ingest.log", config=self.config, role="ingest")
+        self.worker = HubProcess(workdir / "worker.log", config=self.config, role="worker")
+        self.ingest.start()
+        self.worker.start()
+
+    def telemetry(self, device: str) -> list[tuple[str, str, int, float]]:
+        """(stream, boot, seq, value) of every stored `synthetic.counter` point of `device`."""
+
+        async def fetch() -> list[tuple[str, str, int, float]]:
+            conn = await asyncpg.connect(self.pg_dsn)
+            try:
+                rows = await conn.fetch(
+                    f"SELECT stream, tags->>'boot' AS boot, seq, value FROM \"t_{self.run_id}\"."  # noqa: S608
+                    "telemetry WHERE device = $1 AND metric = 'synthetic.counter'",
+                    device,
+                )
+            finally:
+                await conn.close()
+            return [(r["stream"], r["boot"], r["seq"], r["value"]) for r in rows]
+
+        return asyncio.run(fetch())
+
+    def gaps(self, device: str) -> dict[str, tuple[int, int]]:
+        """Streams of `device` whose watermark is below a stored seq: {stream: (mark, max)}.
+
+        The watermark is the highest seq below which every envelope (of any channel) is
+        stored; once an agent has drained, it must reach the highest seq stored.
+        """
+
+        async def fetch() -> dict[str, tuple[int, int]]:
+            schema = f'"t_{self.run_id}"'
+            conn = await asyncpg.connect(self.pg_dsn)
+            try:
+                rows = await conn.fetch(
+                    f"SELECT t.stream, coalesce(m.seq, 0) AS mark, max(t.seq) AS top "  # noqa: S608
+                    f"FROM {schema}.telemetry t LEFT JOIN {schema}.stream_marks m "
+                    "ON m.device = t.device AND m.stream = t.stream "
+                    "WHERE t.device = $1 GROUP BY t.stream, m.seq",
+                    device,
+                )
+            finally:
+                await conn.close()
+            return {r["stream"]: (r["mark"], r["top"]) for r in rows if r["mark"] < r["top"]}
+
+        return asyncio.run(fetch())
+
+    def close(self) -> None:
+        """Stop the roles and drop the run's schema and topics."""
+        self.ingest.stop()
+        self.worker.stop()
+        drop_run(self.pg_dsn, self.kafka, self.run_id)
