@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from edge_agent.config import AgentSettings, default_config_path, load_settings
@@ -77,7 +78,12 @@ def status(
     )
     table.add_row("dropped", _dropped(outbox.get("dropped", {})))
     estop = doc.get("estop") or {}
-    table.add_row("e-stop", "ENGAGED" if estop.get("engaged") else "released")
+    if estop.get("engaged"):
+        why = f"{estop.get('source') or '?'}: {estop.get('reason') or ''}".strip()
+        table.add_row("e-stop", f"[bold red]ENGAGED[/] ({escape(why)}) since {estop.get('since')}")
+    else:
+        table.add_row("e-stop", "released")
+    table.add_row("last command", escape(str(doc.get("last_command") or "none")))
     table.add_row("model", str(doc.get("model") or "none"))
     _out.print(table)
 

@@ -162,6 +162,21 @@ class TelemetrySection(Section):
     sources: list[SourceConfig] = Field(default_factory=_default_sources)
 
 
+class SafetySection(Section):
+    """The safety supervisor's watchdogs."""
+
+    link_timeout_s: Annotated[float, Field(gt=0, le=60)] = 3.0
+    heartbeat_timeout_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+    control_period_s: Annotated[float, Field(ge=0.005, le=1)] = 0.05
+
+
+class RobotSection(Section):
+    """Which robot this agent drives."""
+
+    adapter: Literal["none"] = "none"
+    """`none`: a gateway or camera box; motion commands fail plainly (adapters: issue #5)."""
+
+
 class MetricsSection(Section):
     """Prometheus metrics on a local port (0 disables)."""
 
@@ -182,6 +197,8 @@ class AgentSettings(EnvOverFileSettings):
     outbox: OutboxSection = OutboxSection()
     uplink: UplinkSection = UplinkSection()
     telemetry: TelemetrySection = TelemetrySection()
+    safety: SafetySection = SafetySection()
+    robot: RobotSection = RobotSection()
     metrics: MetricsSection = MetricsSection()
 
 

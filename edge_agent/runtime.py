@@ -15,15 +15,20 @@ import os
 import signal
 import time
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Any
 
 from edge_agent import __version__
 from edge_agent.config import AgentSettings
+from edge_agent.downlink import CommandExecutor, ReplayCache
 from edge_agent.metrics import AgentMetrics
 from edge_agent.outbox import Outbox, OutboxStats
+from edge_agent.robot import NoRobot
+from edge_agent.safety import SafetyStore, SafetySupervisor
 from edge_agent.telemetry import Batcher, SourceContext, build_source
-from edge_agent.uplink import AuthenticationRefused, Uplink
-from protocol import BufferStatus, Channel, DeviceState, Mode, PriorityClass, encode
+from edge_agent.uplink import AuthenticationRefused, LinkState, Uplink
+from protocol import BufferStatus, Channel, DeviceState, PriorityClass, encode
+from protocol.signing import public_key_from_text
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +46,12 @@ class Agent:
         self.settings = settings
         self._stats: OutboxStats | None = None
         self._stop = asyncio.Event()
+        self.supervisor = SafetySupervisor(
+            SafetyStore(settings.device.data_dir / "safety.json"),
+            link_timeout_s=settings.safety.link_timeout_s,
+            heartbeat_timeout_s=settings.safety.heartbeat_timeout_s,
+        )
+        self.executor: CommandExecutor | None = None
 
     def stop(self) -> None:
         """Ask the agent to flush and exit (what SIGTERM does)."""
@@ -56,7 +67,13 @@ class Agent:
                 oldest_ts=self._stats.oldest_ts,
                 dropped=dict(self._stats.dropped),
             )
-        return DeviceState(online=True, agent_version=__version__, mode=Mode.IDLE, buffer=buffer)
+        return DeviceState(
+            online=True,
+            agent_version=__version__,
+            mode=self.supervisor.mode,
+            estop=self.supervisor.status,
+            buffer=buffer,
+        )
 
     async def run(self) -> None:
         """Run until `stop()` or SIGTERM; raise `AuthenticationRefused` on a refused login."""
@@ -71,7 +88,17 @@ class Agent:
             downsample_at=cfg.outbox.downsample_at,
         )
         self._stats = await outbox.stats()
-        uplink = Uplink(cfg, outbox, state=self.state)
+        executor = CommandExecutor(
+            device_id=cfg.device.id,
+            hub_key=public_key_from_text(cfg.hub.public_key) if cfg.hub.public_key else None,
+            supervisor=self.supervisor,
+            robot=NoRobot(),
+            outbox=outbox,
+            replay=ReplayCache(cfg.device.data_dir / "commands-seen.json", _utcnow),
+        )
+        uplink = Uplink(cfg, outbox, state=self.state, on_downlink=executor.handle)
+        executor.notify = uplink.notify
+        self.executor = executor
         batcher = Batcher(
             outbox,
             max_points=cfg.telemetry.batch_points,
@@ -105,11 +132,26 @@ class Agent:
                     tg.create_task(source.run(batcher.add), name=f"telemetry-{source.name}")
                 tg.create_task(self._status_loop(outbox, uplink, metrics), name="status")
                 tg.create_task(self._state_loop(outbox, uplink), name="state")
+                tg.create_task(self._safety_loop(uplink), name="safety")
                 tg.create_task(self._wait_for_stop(), name="stop")
         except* _Shutdown:
             pass
         except* AuthenticationRefused as group:
             raise group.exceptions[0] from None
+
+    async def _safety_loop(self, uplink: Uplink) -> None:
+        """Deadlines and watchdogs, every control period."""
+        assert self.executor is not None  # noqa: S101 - set before the loops start
+        while True:
+            await asyncio.sleep(self.settings.safety.control_period_s)
+            now = _utcnow()
+            status = uplink.status
+            link_seen = (
+                now if status.state is LinkState.UP else datetime.fromtimestamp(status.since, UTC)
+            )
+            decision = self.supervisor.tick(now, link_seen=link_seen, heartbeat_seen=now)
+            if decision.actions or decision.events:
+                await self.executor.apply(decision)
 
     async def _wait_for_stop(self) -> None:
         await self._stop.wait()
@@ -144,9 +186,15 @@ class Agent:
             uplink.notify()
 
     def _write_status(self, uplink: Uplink, outbox: Outbox) -> None:
-        write_status_file(
-            self.settings, status_snapshot(self.settings, uplink, outbox, self._stats)
+        snapshot = status_snapshot(
+            self.settings,
+            uplink,
+            outbox,
+            self._stats,
+            estop=self.supervisor.status.model_dump(mode="json"),
+            last_command=self.executor.last_command if self.executor else None,
         )
+        write_status_file(self.settings, snapshot)
 
 
 def dump_tasks() -> None:
@@ -159,7 +207,13 @@ def dump_tasks() -> None:
 
 
 def status_snapshot(
-    settings: AgentSettings, uplink: Uplink, outbox: Outbox, stats: OutboxStats | None
+    settings: AgentSettings,
+    uplink: Uplink,
+    outbox: Outbox,
+    stats: OutboxStats | None,
+    *,
+    estop: dict[str, Any] | None = None,
+    last_command: str | None = None,
 ) -> dict[str, Any]:
     """What `edge-agent status` shows about a running agent."""
     link = asdict(uplink.status)
@@ -171,7 +225,8 @@ def status_snapshot(
         "device": settings.device.id,
         "stream": outbox.stream,
         "link": link,
-        "estop": {"engaged": False, "detail": "safety supervisor not built yet (issue #5)"},
+        "estop": estop,
+        "last_command": last_command,
         "model": None,
         "outbox": _stats_json(stats) if stats else None,
     }
@@ -190,3 +245,7 @@ def write_status_file(settings: AgentSettings, snapshot: dict[str, Any]) -> None
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(snapshot, default=str), encoding="utf-8")
     tmp.replace(path)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)

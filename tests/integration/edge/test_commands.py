@@ -1,0 +1,121 @@
+"""Signed commands through a real Mosquitto to a real `edge-agent run`: the latched stop.
+
+The robot side (ROS 2 and MQTT robot adapters) is not built yet; these tests cover
+what the agent itself decides: verify, acknowledge with the reason, latch, persist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiomqtt
+import orjson
+import pytest
+
+from protocol import Channel, CommandType, encode, topic
+from protocol.commands import new_command
+from protocol.models import EstopParams, ReleaseParams
+from protocol.signing import generate_private_key, public_key_to_text, sign
+from tests.integration.harness import AgentProcess, agent_config, wait_for
+
+HUB_KEY = generate_private_key()
+
+
+def _status(data: Path) -> dict:
+    try:
+        return orjson.loads((data / "status.json").read_bytes())
+    except (OSError, ValueError):
+        return {}
+
+
+def _engaged(data: Path) -> bool:
+    return bool((_status(data).get("estop") or {}).get("engaged"))
+
+
+async def _send_and_collect(
+    url: str, device: str, payloads: list[bytes], until_acks: int
+) -> list[dict]:
+    """Publish the commands, then collect this device's acks until `until_acks` arrived."""
+    host, port = url.removeprefix("mqtt://").split(":")
+    acks: list[dict] = []
+    async with aiomqtt.Client(host, int(port), identifier=f"op-{device}") as client:
+        await client.subscribe(topic(device, Channel.ACKS), qos=1)
+        for payload in payloads:
+            await client.publish(topic(device, Channel.CMD), payload, qos=1)
+        async with asyncio.timeout(20):
+            async for message in client.messages:
+                acks.append(orjson.loads(message.payload)["body"])  # type: ignore[arg-type]
+                if len(acks) >= until_acks:
+                    break
+    return acks
+
+
+def _signed(device: str, type_: CommandType, params: object, *, age_s: float = 0) -> bytes:
+    now = datetime.now(UTC) - timedelta(seconds=age_s)
+    cmd = new_command(device, type_, params, issued_by="op", now=now, ttl=timedelta(seconds=30))  # type: ignore[arg-type]
+    return encode(sign(cmd, HUB_KEY))
+
+
+@pytest.mark.timeout(120)
+def test_signed_estop_latches_survives_a_restart_and_only_a_fresh_release_clears_it(
+    tmp_path: Path, mqtt_url: str, run_id: str
+) -> None:
+    device = f"cmd-{run_id}"
+    data = tmp_path / "data"
+    cfg = agent_config(
+        tmp_path / "agent.toml",
+        device=device,
+        data_dir=data,
+        mqtt_url=mqtt_url,
+        hub={"public_key": public_key_to_text(HUB_KEY.public_key())},
+    )
+    agent = AgentProcess(cfg, tmp_path / "agent.log")
+    agent.start()
+    try:
+        wait_for(lambda: _status(data).get("link", {}).get("state") == "up", 20, "link up")
+        forged = encode(
+            sign(
+                new_command(
+                    device,
+                    CommandType.ESTOP,
+                    EstopParams(),
+                    issued_by="mallory",
+                    now=datetime.now(UTC),
+                    ttl=timedelta(seconds=30),
+                ),
+                generate_private_key(),
+            )
+        )
+        estop = _signed(device, CommandType.ESTOP, EstopParams(reason="test stop"))
+        acks = asyncio.run(_send_and_collect(mqtt_url, device, [forged, estop], until_acks=3))
+        assert [(a["status"], a.get("reason")) for a in acks] == [
+            ("rejected", "bad_signature"),
+            ("received", None),
+            ("done", None),
+        ]
+        wait_for(lambda: _engaged(data), 10, "the stop to show in status")
+
+        assert agent.terminate() == 0
+        agent.start()  # restarted while stopped ...
+        wait_for(lambda: _status(data).get("link", {}).get("state") == "up", 20, "link up again")
+        assert _engaged(data), "... comes back stopped"
+
+        stale = _signed(device, CommandType.RELEASE, ReleaseParams(reason="old"), age_s=120)
+        fresh = _signed(device, CommandType.RELEASE, ReleaseParams(reason="area clear"))
+        acks = asyncio.run(_send_and_collect(mqtt_url, device, [stale, fresh], until_acks=3))
+        assert [(a["status"], a.get("reason")) for a in acks] == [
+            ("expired", "expired"),
+            ("received", None),
+            ("done", None),
+        ]
+        wait_for(lambda: not _engaged(data), 10, "the release to show in status")
+        # The same release again is a replay: refused, and the stop it could clear stays clear.
+        acks = asyncio.run(_send_and_collect(mqtt_url, device, [fresh], until_acks=1))
+        assert [(a["status"], a.get("reason")) for a in acks] == [("rejected", "replayed")]
+        time.sleep(0.2)
+        assert agent.terminate() == 0
+    finally:
+        agent.ensure_stopped()
