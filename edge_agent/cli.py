@@ -56,7 +56,6 @@ def _stub(group: typer.Typer, prefix: str, name: str, issue: int, help_text: str
 
 
 for _group, _prefix, _name, _issue, _help in (
-    (app, "", "estop", 5, "Engage the protective stop locally"),
     (model_app, "model ", "list", 6, "Installed model versions"),
     (model_app, "model ", "activate", 6, "Activate an installed model version"),
     (model_app, "model ", "rollback", 6, "Go back to the previous model version"),

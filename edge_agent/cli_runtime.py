@@ -18,7 +18,7 @@ from edge_agent.config import AgentSettings, default_config_path, load_settings
 from edge_agent.doctor import run_checks
 from edge_agent.errors import AgentError, ConfigError
 from edge_agent.outbox import export_rows, read_stats
-from edge_agent.runtime import Agent
+from edge_agent.runtime import Agent, engage_local_stop
 from edge_agent.status import collect
 
 _out = Console()
@@ -146,9 +146,28 @@ def buffer_export(
     _err.print(f"exported {count} rows")
 
 
+def estop(
+    config: ConfigOption = None,
+    reason: Annotated[str, typer.Option(help="Why, for the event log.")] = "local e-stop",
+) -> None:
+    """Engage the protective stop here and now; only a signed release from the hub clears it.
+
+    A running agent stops the robot within a control period; a stopped agent will
+    start stopped. This is a protective stop, not the robot's hard-wired e-stop.
+    """
+    settings = settings_or_exit(config)
+    try:
+        where = engage_local_stop(settings, reason)
+    except AgentError as exc:
+        _err.print(f"[bold red]e-stop failed:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(1) from None
+    _out.print(f"[bold red]protective stop ENGAGED[/] ({escape(reason)}): {where}")
+
+
 def register(app: typer.Typer, buffer_app: typer.Typer) -> None:
     """Add these commands to the `edge-agent` CLI."""
     app.command("run")(run)
+    app.command("estop")(estop)
     app.command("status")(status)
     app.command("doctor")(doctor)
     buffer_app.command("stats")(buffer_stats)

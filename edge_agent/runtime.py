@@ -21,6 +21,7 @@ from typing import Any
 from edge_agent import __version__
 from edge_agent.config import AgentSettings
 from edge_agent.downlink import CommandExecutor, ReplayCache
+from edge_agent.errors import AgentError
 from edge_agent.metrics import AgentMetrics
 from edge_agent.outbox import Outbox, OutboxStats
 from edge_agent.robot import NoRobot
@@ -28,11 +29,14 @@ from edge_agent.safety import SafetyStore, SafetySupervisor
 from edge_agent.telemetry import Batcher, SourceContext, build_source
 from edge_agent.uplink import AuthenticationRefused, LinkState, Uplink
 from protocol import BufferStatus, Channel, DeviceState, PriorityClass, encode
+from protocol.models import StopSource
 from protocol.signing import public_key_from_text
 
 logger = logging.getLogger(__name__)
 
 STATUS_INTERVAL_S = 1.0
+LOCAL_STOP_REQUEST = "estop.request"
+"""File `edge-agent estop` writes (the reason) before signalling the running agent."""
 
 
 class _Shutdown(Exception):
@@ -52,6 +56,7 @@ class Agent:
             heartbeat_timeout_s=settings.safety.heartbeat_timeout_s,
         )
         self.executor: CommandExecutor | None = None
+        self._local_stop_requested = asyncio.Event()
 
     def stop(self) -> None:
         """Ask the agent to flush and exit (what SIGTERM does)."""
@@ -133,6 +138,7 @@ class Agent:
                 tg.create_task(self._status_loop(outbox, uplink, metrics), name="status")
                 tg.create_task(self._state_loop(outbox, uplink), name="state")
                 tg.create_task(self._safety_loop(uplink), name="safety")
+                tg.create_task(self._local_stop_loop(uplink, outbox), name="local-estop")
                 tg.create_task(self._wait_for_stop(), name="stop")
         except* _Shutdown:
             pass
@@ -153,6 +159,22 @@ class Agent:
             if decision.actions or decision.events:
                 await self.executor.apply(decision)
 
+    async def _local_stop_loop(self, uplink: Uplink, outbox: Outbox) -> None:
+        """`edge-agent estop` wrote a request and sent SIGUSR2: engage, then say so."""
+        assert self.executor is not None  # noqa: S101 - set before the loops start
+        request = self.settings.device.data_dir / LOCAL_STOP_REQUEST
+        while True:
+            await self._local_stop_requested.wait()
+            self._local_stop_requested.clear()
+            try:
+                reason = str(json.loads(request.read_text(encoding="utf-8"))["reason"])
+            except (OSError, ValueError, KeyError, TypeError):
+                reason = "local e-stop"
+            request.unlink(missing_ok=True)
+            decision = self.supervisor.engage(StopSource.LOCAL, reason, _utcnow())
+            await self.executor.apply(decision)
+            self._write_status(uplink, outbox)
+
     async def _wait_for_stop(self) -> None:
         await self._stop.wait()
         raise _Shutdown
@@ -163,6 +185,7 @@ class Agent:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stop)
             loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
+            loop.add_signal_handler(signal.SIGUSR2, self._local_stop_requested.set)
         except (NotImplementedError, RuntimeError):  # not the main thread
             return
 
@@ -249,3 +272,33 @@ def write_status_file(settings: AgentSettings, snapshot: dict[str, Any]) -> None
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def engage_local_stop(settings: AgentSettings, reason: str, *, wait_s: float = 3.0) -> str:
+    """Engage the stop for `edge-agent estop`; return where it took effect.
+
+    With the agent running: write the request, SIGUSR2 the agent, wait until its
+    status shows the stop. Without: latch it in the safety state file, so the
+    agent starts stopped.
+    """
+    from edge_agent.files import write_atomic
+    from edge_agent.status import collect
+
+    doc = collect(settings)
+    if not doc.get("running"):
+        supervisor = SafetySupervisor(SafetyStore(settings.device.data_dir / "safety.json"))
+        supervisor.engage(StopSource.LOCAL, reason, _utcnow())
+        return "the agent is not running; it will start stopped"
+    pid = int(doc["pid"])
+    request = settings.device.data_dir / LOCAL_STOP_REQUEST
+    write_atomic(request, json.dumps({"reason": reason}).encode())
+    os.kill(pid, signal.SIGUSR2)
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if (collect(settings).get("estop") or {}).get("engaged"):
+            return f"the running agent (pid {pid}) stopped the robot"
+        time.sleep(0.05)
+    raise AgentError(
+        f"the running agent (pid {pid}) did not confirm the stop within {wait_s:g} s; "
+        "use the robot's hardware e-stop"
+    )

@@ -30,7 +30,6 @@ def test_planned_outpost_commands_say_not_built(path: str, name: str, issue: int
     [
         ["model", "rollback"],
         ["bench", "detect"],
-        ["estop"],
     ],
 )
 def test_planned_agent_commands_say_not_built(args: list[str]) -> None:

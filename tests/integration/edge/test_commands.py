@@ -7,6 +7,7 @@ what the agent itself decides: verify, acknowledge with the reason, latch, persi
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +20,7 @@ from protocol import Channel, CommandType, encode, topic
 from protocol.commands import new_command
 from protocol.models import EstopParams, ReleaseParams
 from protocol.signing import generate_private_key, public_key_to_text, sign
-from tests.integration.harness import AgentProcess, agent_config, wait_for
+from tests.integration.harness import EDGE_AGENT, AgentProcess, agent_config, wait_for
 
 HUB_KEY = generate_private_key()
 
@@ -116,6 +117,55 @@ def test_signed_estop_latches_survives_a_restart_and_only_a_fresh_release_clears
         acks = asyncio.run(_send_and_collect(mqtt_url, device, [fresh], until_acks=1))
         assert [(a["status"], a.get("reason")) for a in acks] == [("rejected", "replayed")]
         time.sleep(0.2)
+        assert agent.terminate() == 0
+    finally:
+        agent.ensure_stopped()
+
+
+def _estop_cli(cfg: Path, reason: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [EDGE_AGENT, "estop", "--config", str(cfg), "--reason", reason],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+@pytest.mark.timeout(90)
+def test_local_estop_cli_stops_a_running_agent_and_latches_a_stopped_one(
+    tmp_path: Path, mqtt_url: str, run_id: str
+) -> None:
+    device = f"cli-{run_id}"
+    data = tmp_path / "data"
+    cfg = agent_config(
+        tmp_path / "agent.toml",
+        device=device,
+        data_dir=data,
+        mqtt_url=mqtt_url,
+        hub={"public_key": public_key_to_text(HUB_KEY.public_key())},
+    )
+    stopped = _estop_cli(cfg, "before start")
+    assert stopped.returncode == 0, stopped.stderr
+    assert "will start stopped" in " ".join(stopped.stdout.split())
+
+    agent = AgentProcess(cfg, tmp_path / "agent.log")
+    agent.start()
+    try:
+        wait_for(lambda: _status(data).get("link", {}).get("state") == "up", 20, "link up")
+        assert _status(data)["estop"]["reason"] == "before start"
+        fresh = _signed(device, CommandType.RELEASE, ReleaseParams(reason="clear"))
+        asyncio.run(_send_and_collect(mqtt_url, device, [fresh], until_acks=2))
+        wait_for(lambda: not _engaged(data), 10, "the release")
+
+        running = _estop_cli(cfg, "technician on site")
+        assert running.returncode == 0, running.stderr
+        assert f"pid {agent.proc.pid}" in " ".join(running.stdout.split())  # type: ignore[union-attr]
+        estop = _status(data)["estop"]
+        assert (estop["engaged"], estop["source"], estop["reason"]) == (
+            True,
+            "local",
+            "technician on site",
+        )
         assert agent.terminate() == 0
     finally:
         agent.ensure_stopped()
