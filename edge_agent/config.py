@@ -171,10 +171,19 @@ class SafetySection(Section):
 
 
 class RobotSection(Section):
-    """Which robot this agent drives."""
+    """Which robot this agent drives, and how to reach it."""
 
-    adapter: Literal["none"] = "none"
-    """`none`: a gateway or camera box; motion commands fail plainly (adapters: issue #5)."""
+    adapter: Literal["none", "mqtt"] = "none"
+    """`none`: a gateway or camera box (motion fails); `mqtt`: JSON on the robot's broker."""
+    url: Annotated[str, StringConstraints(pattern=r"^mqtts?://[^/\s]+(:\d+)?/?$")] = (
+        "mqtt://127.0.0.1:1883"
+    )
+    username: str = ""
+    password: str = ""
+    topic_prefix: str = ""
+    """Default `robot/{device id}`: PREFIX/cmd_vel, path, stop, odom, battery, faults."""
+    stop_repeat_hz: Annotated[float, Field(ge=0, le=100)] = 5.0
+    """While stopped, the zero velocity is sent again at this rate (0: once)."""
 
 
 class MetricsSection(Section):

@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -24,11 +25,20 @@ from edge_agent.downlink import CommandExecutor, ReplayCache
 from edge_agent.errors import AgentError
 from edge_agent.metrics import AgentMetrics
 from edge_agent.outbox import Outbox, OutboxStats
-from edge_agent.robot import NoRobot
+from edge_agent.robot import NoRobot, RobotAdapter
+from edge_agent.robot.mqtt import MqttRobot
 from edge_agent.safety import SafetyStore, SafetySupervisor
 from edge_agent.telemetry import Batcher, SourceContext, build_source
-from edge_agent.uplink import AuthenticationRefused, LinkState, Uplink
-from protocol import BufferStatus, Channel, DeviceState, PriorityClass, encode
+from edge_agent.uplink import AuthenticationRefused, Uplink
+from protocol import (
+    BufferStatus,
+    Channel,
+    DeviceState,
+    Event,
+    PriorityClass,
+    TelemetryPoint,
+    encode,
+)
 from protocol.models import StopSource
 from protocol.signing import public_key_from_text
 
@@ -57,6 +67,9 @@ class Agent:
         )
         self.executor: CommandExecutor | None = None
         self._local_stop_requested = asyncio.Event()
+        self._robot: RobotAdapter = NoRobot()
+        self._robot_points: Callable[[TelemetryPoint], None] = lambda _p: None
+        self._background: set[asyncio.Task[None]] = set()
 
     def stop(self) -> None:
         """Ask the agent to flush and exit (what SIGTERM does)."""
@@ -93,11 +106,12 @@ class Agent:
             downsample_at=cfg.outbox.downsample_at,
         )
         self._stats = await outbox.stats()
+        self._robot = self._build_robot(outbox)
         executor = CommandExecutor(
             device_id=cfg.device.id,
             hub_key=public_key_from_text(cfg.hub.public_key) if cfg.hub.public_key else None,
             supervisor=self.supervisor,
-            robot=NoRobot(),
+            robot=self._robot,
             outbox=outbox,
             replay=ReplayCache(cfg.device.data_dir / "commands-seen.json", _utcnow),
         )
@@ -110,6 +124,7 @@ class Agent:
             max_delay_s=cfg.telemetry.batch_delay_s,
             on_flush=uplink.notify,
         )
+        self._robot_points = batcher.add
         metrics = AgentMetrics.serve(cfg.metrics.host, cfg.metrics.port)
         logger.info(
             "agent %s starting: device %s, stream %s", __version__, cfg.device.id, outbox.stream
@@ -138,6 +153,8 @@ class Agent:
                 tg.create_task(self._status_loop(outbox, uplink, metrics), name="status")
                 tg.create_task(self._state_loop(outbox, uplink), name="state")
                 tg.create_task(self._safety_loop(uplink), name="safety")
+                if isinstance(self._robot, MqttRobot):
+                    tg.create_task(self._robot.run(), name="robot")
                 tg.create_task(self._local_stop_loop(uplink, outbox), name="local-estop")
                 tg.create_task(self._wait_for_stop(), name="stop")
         except* _Shutdown:
@@ -145,17 +162,27 @@ class Agent:
         except* AuthenticationRefused as group:
             raise group.exceptions[0] from None
 
+    def _build_robot(self, outbox: Outbox) -> RobotAdapter:
+        if self.settings.robot.adapter == "none":
+            return NoRobot()
+
+        def on_event(event: Event) -> None:
+            task = asyncio.create_task(outbox.put(Channel.EVENTS, encode(event)))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+        return MqttRobot(self.settings, on_point=lambda p: self._robot_points(p), on_event=on_event)
+
     async def _safety_loop(self, uplink: Uplink) -> None:
         """Deadlines and watchdogs, every control period."""
         assert self.executor is not None  # noqa: S101 - set before the loops start
         while True:
             await asyncio.sleep(self.settings.safety.control_period_s)
             now = _utcnow()
-            status = uplink.status
-            link_seen = (
-                now if status.state is LinkState.UP else datetime.fromtimestamp(status.since, UTC)
+            link_seen = datetime.fromtimestamp(uplink.status.up_at(now.timestamp()), UTC)
+            decision = self.supervisor.tick(
+                now, link_seen=link_seen, heartbeat_seen=self._robot.heard_at
             )
-            decision = self.supervisor.tick(now, link_seen=link_seen, heartbeat_seen=now)
             if decision.actions or decision.events:
                 await self.executor.apply(decision)
 

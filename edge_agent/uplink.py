@@ -80,11 +80,19 @@ class LinkStatus:
     resent: int = 0
     watermark: int = 0
     last_downlink: float = 0.0
+    last_up: float = field(default_factory=time.time)
+    """When the link was last up (now while it is up): what the safety watchdog measures."""
+
+    def up_at(self, now: float) -> float:
+        """`now` while the link is up, else when it went down."""
+        return now if self.state is LinkState.UP else self.last_up
 
     def change(self, state: LinkState, *, error: str = "", now: float) -> None:
         """Record a state change (logged once)."""
         if state is not self.state:
             logger.info("uplink %s -> %s %s", self.state.value, state.value, error[:200])
+            if self.state is LinkState.UP:
+                self.last_up = now
             self.state, self.since = state, now
         if error:
             self.last_error = error[:500]

@@ -8,7 +8,7 @@ robot (or adapter) that stops hearing from the agent stops by itself.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol
 
 from edge_agent.errors import AgentError
@@ -21,6 +21,10 @@ class RobotUnavailable(AgentError):
 
 class RobotAdapter(Protocol):
     """What the agent needs from a robot."""
+
+    @property
+    def heard_at(self) -> datetime | None:
+        """When the robot was last heard from (its heartbeat); None: never."""
 
     async def stop(self) -> None:
         """Bring the robot to a standstill now."""
@@ -38,6 +42,11 @@ class NoRobot:
     Stops are recorded by the supervisor (and reported) but there is nothing to
     stop; motion commands fail with a clear reason instead of pretending.
     """
+
+    @property
+    def heard_at(self) -> datetime | None:
+        """Always now: there is nothing that could go silent."""
+        return datetime.now(UTC)
 
     async def stop(self) -> None:
         """Nothing to stop."""

@@ -13,11 +13,13 @@ import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import pytest
 
-from tests.integration.hubrig import HubStack
+if TYPE_CHECKING:  # imported where used: test_services_required loads this file standalone
+    from tests.integration.hubrig import HubStack
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONNECT_TIMEOUT_S = 1.0
@@ -141,6 +143,8 @@ def real_hub(
     tmp_path: Path, kafka_bootstrap: str, pg_dsn: str
 ) -> Iterator[Callable[[str], HubStack]]:
     """Start real hub roles on a broker URL (the dev Mosquitto or a test's private one)."""
+    from tests.integration.hubrig import HubStack
+
     stacks: list[HubStack] = []
 
     def start(mqtt_url: str) -> HubStack:
