@@ -24,6 +24,7 @@ from protocol.models import (
     ModelManifest,
     Watermark,
 )
+from protocol.robot import ROBOT_MESSAGES
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 _DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -62,6 +63,8 @@ def generate_schemas() -> dict[str, dict[str, Any]]:
         schemas[f"{name}.json"] = _schema(model, name)
     for kind, body in BODY_BY_KIND.items():
         schemas[f"body.{kind}.json"] = _schema(body, f"body.{kind}")
+    for suffix, message in ROBOT_MESSAGES.items():
+        schemas[f"robot.{suffix}.json"] = _schema(message, f"robot.{suffix}")
     return schemas
 
 

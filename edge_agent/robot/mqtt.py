@@ -1,16 +1,9 @@
 """The MQTT robot adapter: JSON on the robot's own broker, a contract a vendor can implement.
 
-Topics under `[robot] topic_prefix` (default `robot/{device id}`), JSON bodies
-(schemas in `protocol/schemas/robot.*.json`):
-
-| topic | direction | body |
-|---|---|---|
-| `cmd_vel` | agent → robot | `{"linear", "angular", "until"}`: m/s, rad/s; stop at `until` |
-| `path` | agent → robot | `{"waypoints": [{"x", "y"}], "speed": m/s}` |
-| `stop` | agent → robot | `{"at", "reason"}`: stop now (a zero `cmd_vel` comes too) |
-| `odom` | robot → agent | `{"x", "y", "theta", "linear", "angular"}`: also the robot's heartbeat |
-| `battery` | robot → agent | `{"percent", "voltage"}` |
-| `faults` | robot → agent | `{"code", "message"}` |
+Topics under `[robot] topic_prefix` (default `robot/{device id}`) carry the JSON
+messages of `protocol.robot` (schemas in `protocol/schemas/robot.*.json`): the agent
+publishes `cmd_vel`, `path` and `stop`; the robot publishes `odom`, `battery` and
+`faults`.
 
 The robot should publish `odom` at 10 Hz or more: while it moves, silence longer
 than `[safety] heartbeat_timeout_s` makes the agent engage the stop.
@@ -26,18 +19,15 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import aiomqtt
-import orjson
 
 from edge_agent.config import AgentSettings
 from edge_agent.robot.base import RobotUnavailable
-from protocol import Event, KnownEvent, Severity, TelemetryPoint
+from protocol import DecodeError, Event, KnownEvent, Severity, TelemetryPoint, decode, encode
 from protocol.backoff import Backoff
-from protocol.models import Waypoint
+from protocol.models import Waypoint, WireModel
+from protocol.robot import ROBOT_MESSAGES, RobotFault, RobotPath, RobotStop, RobotVelocity
 
 logger = logging.getLogger(__name__)
-
-ODOM_FIELDS = ("x", "y", "theta", "linear", "angular")
-BATTERY_FIELDS = ("percent", "voltage")
 
 
 class MqttRobot:
@@ -119,28 +109,24 @@ class MqttRobot:
 
     def _received(self, topic: str, payload: object) -> None:
         now = self._clock()
-        self._heard_at = now
+        self._heard_at = now  # anything the robot says proves it is alive
         name = topic.rsplit("/", 1)[-1]
+        model = ROBOT_MESSAGES.get(name)
+        if model is None:
+            return
         try:
-            data = orjson.loads(payload if isinstance(payload, bytes | bytearray) else b"")
-        except orjson.JSONDecodeError:
-            logger.warning("robot sent malformed JSON on %s", topic)
+            message = decode(payload if isinstance(payload, bytes | bytearray) else b"", model)
+        except DecodeError as exc:
+            logger.warning("robot sent an invalid %s: %s", name, str(exc)[:200])
             return
-        if not isinstance(data, dict):
-            return
-        fields = {"odom": ODOM_FIELDS, "battery": BATTERY_FIELDS}.get(name)
-        if fields is not None:
-            for key in fields:
-                value = data.get(key)
-                if isinstance(value, int | float) and not isinstance(value, bool):
-                    self._on_point(
-                        TelemetryPoint(ts=now, metric=f"robot.{name}.{key}", value=value)
-                    )
-        elif name == "faults":
-            detail = {k: str(v)[:200] for k, v in data.items() if k in ("code", "message")}
+        if isinstance(message, RobotFault):
+            detail = {"code": message.code, "message": message.message}
             self._on_event(
                 Event(ts=now, type=KnownEvent.ROBOT_FAULT, severity=Severity.WARNING, detail=detail)
             )
+            return
+        for key, value in message.model_dump(exclude_none=True).items():
+            self._on_point(TelemetryPoint(ts=now, metric=f"robot.{name}.{key}", value=value))
 
     async def stop(self) -> None:
         """Stop now; remembered, so the stop is repeated and re-sent after a reconnect."""
@@ -153,15 +139,15 @@ class MqttRobot:
         """Drive until `until` (the robot must stop by itself after it)."""
         client = self._require()
         self.stopped = False
-        body = {"linear": linear, "angular": angular, "until": until.isoformat()}
-        await self._publish(client, "cmd_vel", body)
+        await self._publish(
+            client, "cmd_vel", RobotVelocity(linear=linear, angular=angular, until=until)
+        )
 
     async def follow_path(self, waypoints: Sequence[Waypoint], speed: float) -> None:
         """Send the path."""
         client = self._require()
         self.stopped = False
-        body = {"waypoints": [{"x": w.x, "y": w.y} for w in waypoints], "speed": speed}
-        await self._publish(client, "path", body)
+        await self._publish(client, "path", RobotPath(waypoints=list(waypoints), speed=speed))
 
     def _require(self) -> aiomqtt.Client:
         if self._client is None:
@@ -171,14 +157,14 @@ class MqttRobot:
     async def _send_stop(self, client: aiomqtt.Client, reason: str) -> None:
         now = self._clock()
         await self._publish(client, "cmd_vel", _zero(now))
-        await self._publish(client, "stop", {"at": now.isoformat(), "reason": reason})
+        await self._publish(client, "stop", RobotStop(at=now, reason=reason))
 
-    async def _publish(self, client: aiomqtt.Client, name: str, body: dict[str, object]) -> None:
+    async def _publish(self, client: aiomqtt.Client, name: str, message: WireModel) -> None:
         try:
-            await client.publish(self.topic(name), orjson.dumps(body), qos=1, timeout=2)
+            await client.publish(self.topic(name), encode(message), qos=1, timeout=2)
         except aiomqtt.MqttError as exc:
             logger.warning("robot broker: publishing %s failed: %s", name, exc)
 
 
-def _zero(now: datetime) -> dict[str, object]:
-    return {"linear": 0.0, "angular": 0.0, "until": now.isoformat()}
+def _zero(now: datetime) -> RobotVelocity:
+    return RobotVelocity(linear=0.0, angular=0.0, until=now)
