@@ -17,7 +17,14 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import SettingsConfigDict
 
 from edge_agent.errors import ConfigError
@@ -173,17 +180,29 @@ class SafetySection(Section):
 class RobotSection(Section):
     """Which robot this agent drives, and how to reach it."""
 
-    adapter: Literal["none", "mqtt"] = "none"
-    """`none`: a gateway or camera box (motion fails); `mqtt`: JSON on the robot's broker."""
-    url: Annotated[str, StringConstraints(pattern=r"^mqtts?://[^/\s]+(:\d+)?/?$")] = (
+    adapter: Literal["none", "mqtt", "websocket"] = "none"
+    """`none`: a gateway or camera box (motion fails); `mqtt`/`websocket`: JSON to the robot."""
+    url: Annotated[str, StringConstraints(pattern=r"^(mqtts?|wss?)://[^\s]+$")] = (
         "mqtt://127.0.0.1:1883"
     )
+    """mqtt://HOST:PORT for `mqtt`; ws://HOST:PORT/PATH (or wss://) for `websocket`."""
     username: str = ""
     password: str = ""
     topic_prefix: str = ""
     """Default `robot/{device id}`: PREFIX/cmd_vel, path, stop, odom, battery, faults."""
     stop_repeat_hz: Annotated[float, Field(ge=0, le=100)] = 5.0
     """While stopped, the zero velocity is sent again at this rate (0: once)."""
+
+    @model_validator(mode="after")
+    def _url_fits_adapter(self) -> RobotSection:
+        schemes = {"mqtt": ("mqtt://", "mqtts://"), "websocket": ("ws://", "wss://")}
+        wanted = schemes.get(self.adapter)
+        if wanted and not self.url.startswith(wanted):
+            raise ValueError(
+                f"url {self.url!r} does not suit adapter {self.adapter!r}: "
+                f"use {' or '.join(w + 'HOST:PORT' for w in wanted)}"
+            )
+        return self
 
 
 class MetricsSection(Section):

@@ -27,6 +27,7 @@ from edge_agent.metrics import AgentMetrics
 from edge_agent.outbox import Outbox, OutboxStats
 from edge_agent.robot import NoRobot, RobotAdapter
 from edge_agent.robot.mqtt import MqttRobot
+from edge_agent.robot.websocket import WebSocketRobot
 from edge_agent.safety import SafetyStore, SafetySupervisor
 from edge_agent.telemetry import Batcher, SourceContext, build_source
 from edge_agent.uplink import AuthenticationRefused, Uplink
@@ -153,7 +154,7 @@ class Agent:
                 tg.create_task(self._status_loop(outbox, uplink, metrics), name="status")
                 tg.create_task(self._state_loop(outbox, uplink), name="state")
                 tg.create_task(self._safety_loop(uplink), name="safety")
-                if isinstance(self._robot, MqttRobot):
+                if isinstance(self._robot, MqttRobot | WebSocketRobot):
                     tg.create_task(self._robot.run(), name="robot")
                 tg.create_task(self._local_stop_loop(uplink, outbox), name="local-estop")
                 tg.create_task(self._wait_for_stop(), name="stop")
@@ -171,7 +172,8 @@ class Agent:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
-        return MqttRobot(self.settings, on_point=lambda p: self._robot_points(p), on_event=on_event)
+        adapter = MqttRobot if self.settings.robot.adapter == "mqtt" else WebSocketRobot
+        return adapter(self.settings, on_point=lambda p: self._robot_points(p), on_event=on_event)
 
     async def _safety_loop(self, uplink: Uplink) -> None:
         """Deadlines and watchdogs, every control period."""

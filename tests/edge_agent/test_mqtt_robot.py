@@ -25,8 +25,8 @@ def test_odometry_and_battery_become_telemetry_and_a_heartbeat() -> None:
     adapter, points, _events = robot()
     assert adapter.prefix == "robot/amr-1"
     assert adapter.heard_at is None
-    adapter._received("robot/amr-1/odom", b'{"x":1,"y":2,"theta":0.5,"linear":0.3,"angular":0}')
-    adapter._received("robot/amr-1/battery", b'{"percent":81.5}')
+    adapter._received("odom", b'{"x":1,"y":2,"theta":0.5,"linear":0.3,"angular":0}')
+    adapter._received("battery", b'{"percent":81.5}')
     assert adapter.heard_at == NOW
     assert {(p.metric, p.value) for p in points} == {
         ("robot.odom.x", 1.0),
@@ -40,9 +40,9 @@ def test_odometry_and_battery_become_telemetry_and_a_heartbeat() -> None:
 
 def test_faults_become_events_and_invalid_messages_are_dropped() -> None:
     adapter, points, events = robot()
-    adapter._received("robot/amr-1/faults", b'{"code":"E42","message":"bumper"}')
-    adapter._received("robot/amr-1/odom", b'{"x": "far"}')
-    adapter._received("robot/amr-1/battery", b"not json")
+    adapter._received("faults", b'{"code":"E42","message":"bumper"}')
+    adapter._received("odom", b'{"x": "far"}')
+    adapter._received("battery", b"not json")
     assert [(e.type, e.detail) for e in events] == [
         (KnownEvent.ROBOT_FAULT, {"code": "E42", "message": "bumper"})
     ]

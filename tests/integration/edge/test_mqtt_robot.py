@@ -33,13 +33,34 @@ TRIALS = int(os.environ.get("OUTPOST_TEST_WATCHDOG_TRIALS", "50"))
 
 
 @dataclass
-class Robot:
-    """Records what the agent tells it; publishes odometry while the test runs."""
+class Recorder:
+    """What a robot in a test was told: velocities with their arrival time, stops."""
 
-    url: str
-    prefix: str
     velocities: list[tuple[float, float]] = field(default_factory=list)  # (at, linear)
     stops: int = 0
+
+    def heard(self, name: str, body: dict) -> None:
+        if name == "stop":
+            self.stops += 1
+        elif name == "cmd_vel":
+            self.velocities.append((time.monotonic(), float(body["linear"])))
+
+    def last_linear(self) -> float | None:
+        return self.velocities[-1][1] if self.velocities else None
+
+    def first_zero_after(self, t: float) -> float | None:
+        return next((at for at, v in self.velocities if at >= t and v == 0.0), None)
+
+
+ODOM = {"x": 1.0, "y": 2.0, "theta": 0.0, "linear": 0.0, "angular": 0.0}
+
+
+@dataclass
+class Robot(Recorder):
+    """Records what the agent tells it; publishes odometry while the test runs."""
+
+    url: str = ""
+    prefix: str = ""
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
@@ -58,23 +79,13 @@ class Robot:
 
     async def _odom(self, client: aiomqtt.Client) -> None:
         while True:
-            body = {"x": 1.0, "y": 2.0, "theta": 0.0, "linear": 0.0, "angular": 0.0}
-            await client.publish(f"{self.prefix}/odom", orjson.dumps(body))
+            await client.publish(f"{self.prefix}/odom", orjson.dumps(ODOM))
             await asyncio.sleep(0.05)
 
     async def _receive(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
-            if str(message.topic).endswith("/stop"):
-                self.stops += 1
-                continue
-            body = orjson.loads(message.payload)  # type: ignore[arg-type]
-            self.velocities.append((time.monotonic(), float(body["linear"])))
-
-    def last_linear(self) -> float | None:
-        return self.velocities[-1][1] if self.velocities else None
-
-    def first_zero_after(self, t: float) -> float | None:
-        return next((at for at, v in self.velocities if at >= t and v == 0.0), None)
+            name = str(message.topic).rsplit("/", 1)[-1]
+            self.heard(name, orjson.loads(message.payload))  # type: ignore[arg-type]
 
     def close(self) -> None:
         self._stop.set()
@@ -87,34 +98,57 @@ def _status(data: Path) -> dict:
         return {}
 
 
-@pytest.fixture
-def rig(tmp_path: Path, run_id: str) -> Iterator[tuple[PrivateBroker, Robot, AgentProcess, str]]:
-    device = f"robot-{run_id}"
-    hub_broker, robot_broker = PrivateBroker(tmp_path / "hub"), PrivateBroker(tmp_path / "robot")
-    hub_broker.start()
-    robot_broker.start()
-    robot = Robot(robot_broker.url, f"robot/{device}")
-    thread = threading.Thread(target=robot.run, daemon=True)
-    thread.start()
+def start_robot_agent(
+    tmp_path: Path,
+    device: str,
+    hub_broker: PrivateBroker,
+    recorder: Recorder,
+    **sections: dict,
+) -> AgentProcess:
+    """Start an agent for `device` on the hub broker, with its robot sections; wait until
+    the robot got the agent's initial stop and the hub link is up."""
     cfg = agent_config(
         tmp_path / "agent.toml",
         device=device,
         data_dir=tmp_path / "data",
         mqtt_url=hub_broker.url,
         hub={"public_key": public_key_to_text(HUB_KEY.public_key())},
-        robot={"adapter": "mqtt", "url": robot_broker.url},
-        safety={"link_timeout_s": LINK_TIMEOUT_S, "control_period_s": PERIOD_S},
+        **sections,
     )
     agent = AgentProcess(cfg, tmp_path / "agent.log")
     agent.start()
     try:
-        wait_for(lambda: robot.stops > 0, 20, "the agent's initial stop at the robot")
+        wait_for(lambda: recorder.stops > 0, 20, "the agent's initial stop at the robot")
         wait_for(
             lambda: _status(tmp_path / "data").get("link", {}).get("state") == "up", 20, "hub link"
         )
-        yield hub_broker, robot, agent, device
-    finally:
+    except BaseException:
         agent.ensure_stopped()
+        raise
+    return agent
+
+
+@pytest.fixture
+def rig(tmp_path: Path, run_id: str) -> Iterator[tuple[PrivateBroker, Robot, AgentProcess, str]]:
+    device = f"robot-{run_id}"
+    hub_broker, robot_broker = PrivateBroker(tmp_path / "hub"), PrivateBroker(tmp_path / "robot")
+    hub_broker.start()
+    robot_broker.start()
+    robot = Robot(url=robot_broker.url, prefix=f"robot/{device}")
+    thread = threading.Thread(target=robot.run, daemon=True)
+    thread.start()
+    try:
+        agent = start_robot_agent(
+            tmp_path,
+            device,
+            hub_broker,
+            robot,
+            robot={"adapter": "mqtt", "url": robot_broker.url},
+            safety={"link_timeout_s": LINK_TIMEOUT_S, "control_period_s": PERIOD_S},
+        )
+        yield hub_broker, robot, agent, device
+        agent.ensure_stopped()
+    finally:
         robot.close()
         thread.join(5)
         hub_broker.kill()
@@ -133,7 +167,7 @@ def _send(url: str, device: str, type_: CommandType, params: object) -> None:
     asyncio.run(publish())
 
 
-def _drive(url: str, device: str, robot: Robot, linear: float, duration_s: float) -> float:
+def _drive(url: str, device: str, robot: Recorder, linear: float, duration_s: float) -> float:
     """Send an override and wait until the robot drives at `linear`; when it started."""
     params = OverrideParams(linear=linear, angular=0, duration_s=duration_s)
     _send(url, device, CommandType.OVERRIDE, params)
