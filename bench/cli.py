@@ -144,3 +144,33 @@ def ingest_command(
         _err.print(f"[bold red]bench ingest failed:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
     emit(result, as_json=as_json)
+
+
+@app.command("estop")
+def estop_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    mqtt_url: Annotated[
+        str | None,
+        typer.Option(help="Broker for the hub link and the robot (default: the dev Mosquitto)."),
+    ] = None,
+    trials: Annotated[int, typer.Option(min=5, help="Stops to time.")] = 50,
+    round_trips: Annotated[int, typer.Option(min=10, help="Bare round trips to time.")] = 200,
+) -> None:
+    """p99 signed estop → zero velocity at an MQTT robot, under load, against a bare round trip."""
+    from bench import estop
+
+    def say(step: str) -> None:
+        if not as_json:
+            _out.print(f"[dim]{step}[/]")
+
+    try:
+        result = estop.run(
+            mqtt_url=mqtt_url or _default_mqtt_url(),
+            trials=trials,
+            round_trips=round_trips,
+            progress=say,
+        )
+    except estop.EstopBenchError as exc:
+        Console(stderr=True).print(f"[bold red]bench estop could not run:[/] {exc}")
+        raise typer.Exit(2) from None
+    emit(result, as_json=as_json)

@@ -45,6 +45,7 @@ from protocol import (
     topic,
 )
 from protocol.backoff import Backoff
+from protocol.transport import NO_DELAY
 
 logger = logging.getLogger(__name__)
 
@@ -210,6 +211,7 @@ class Uplink:
                 topic(self._device, Channel.STATE), self._will(connected_at), qos=1, retain=True
             ),
             tls_params=aiomqtt.TLSParameters() if url.scheme == "mqtts" else None,
+            socket_options=NO_DELAY,
         )
         # Many publishes are in flight by design (flow control is max_inflight); don't warn.
         client.pending_calls_threshold = self._settings.uplink.batch_messages + 1

@@ -38,6 +38,7 @@ from hub.storage.repositories import (
 )
 from protocol import Channel, DecodeError, Envelope, Watermark, decode_envelope, encode, topic
 from protocol.backoff import Backoff
+from protocol.transport import NO_DELAY
 
 logger = logging.getLogger(__name__)
 
@@ -189,6 +190,7 @@ def _mqtt_client(settings: HubSettings, name: str) -> aiomqtt.Client:
         password=broker.password or None,
         identifier=f"{name}-{id(settings):x}",
         timeout=settings.bus.timeout_s,
+        socket_options=NO_DELAY,
     )
 
 

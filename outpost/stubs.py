@@ -33,7 +33,6 @@ PLANNED: tuple[tuple[str, str, int, str], ...] = (
     ("drift", "report", 9, "Drift of devices against their model's baseline"),
     ("capture", "pull", 9, "Fetch frames captured by agents into a dataset"),
     ("bench", "detect", 6, "Agent detection pipeline FPS against raw session.run"),
-    ("bench", "estop", 5, "Stop latency against a bare MQTT round trip"),
     ("bench", "ws", 7, "WebSocket fan-out against websockets.broadcast"),
     ("bench", "gateway", 12, "Gateway-mode inference rate against raw session.run"),
     ("", "demo", 10, "Embedded hub, simulated fleet and dashboard on this machine"),

@@ -21,25 +21,18 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from pydantic import BaseModel
 
 from protocol.codec import dumps
 from protocol.errors import SignatureError
 
-
-class _Signed(Protocol):
-    sig: str
-
-    def model_dump(self, *, mode: str, exclude_none: bool) -> dict[str, Any]: ...
-
-    def model_copy(self, *, update: Mapping[str, Any]) -> Any: ...
-
-
-S = TypeVar("S", bound=_Signed)
+S = TypeVar("S", bound=BaseModel)
+"""A signable wire model: one with a `sig` field (command, manifest, assignment)."""
 
 
 def canonical_json(obj: Mapping[str, Any]) -> bytes:
@@ -75,7 +68,7 @@ def sign(message: S, key: Ed25519PrivateKey) -> S:
     return result
 
 
-def verify(message: _Signed, key: Ed25519PublicKey) -> None:
+def verify(message: BaseModel, key: Ed25519PublicKey) -> None:
     """Verify a wire model built locally (for a received one, verify the raw object)."""
     verify_object(message.model_dump(mode="json", exclude_none=True), key)
 

@@ -17,6 +17,7 @@ from edge_agent.robot.jsonlink import JsonRobot
 from protocol import encode
 from protocol.backoff import Backoff
 from protocol.models import WireModel
+from protocol.transport import NO_DELAY
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class MqttRobot(JsonRobot):
                     password=self._cfg.password or None,
                     identifier=f"outpost-agent-{self._device}",
                     timeout=5,
+                    socket_options=NO_DELAY,
                 ) as client:
                     for name in ("odom", "battery", "faults"):
                         await client.subscribe(self.topic(name), qos=0)
