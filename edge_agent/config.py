@@ -175,6 +175,10 @@ class SafetySection(Section):
     link_timeout_s: Annotated[float, Field(gt=0, le=60)] = 3.0
     heartbeat_timeout_s: Annotated[float, Field(gt=0, le=60)] = 1.0
     control_period_s: Annotated[float, Field(ge=0.005, le=1)] = 0.05
+    hardware_input: Path | None = None
+    """A file whose content is `hardware_active` while a hardware stop input is asserted
+    (a sysfs GPIO `value` file, say); unreadable counts as asserted. None: no input."""
+    hardware_active: Annotated[str, StringConstraints(min_length=1, max_length=16)] = "1"
 
 
 class RobotSection(Section):

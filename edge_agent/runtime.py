@@ -29,6 +29,7 @@ from edge_agent.robot import NoRobot, RobotAdapter
 from edge_agent.robot.mqtt import MqttRobot
 from edge_agent.robot.websocket import WebSocketRobot
 from edge_agent.safety import SafetyStore, SafetySupervisor
+from edge_agent.safety.supervisor import hardware_input
 from edge_agent.telemetry import Batcher, SourceContext, build_source
 from edge_agent.uplink import AuthenticationRefused, Uplink
 from protocol import (
@@ -46,6 +47,8 @@ from protocol.signing import public_key_from_text
 logger = logging.getLogger(__name__)
 
 STATUS_INTERVAL_S = 1.0
+HARDWARE_CONDITION = "hardware"
+"""Name of the local stop condition the hardware input holds."""
 LOCAL_STOP_REQUEST = "estop.request"
 """File `edge-agent estop` writes (the reason) before signalling the running agent."""
 
@@ -187,6 +190,20 @@ class Agent:
             )
             if decision.actions or decision.events:
                 await self.executor.apply(decision)
+            await self._check_hardware_input(now)
+
+    async def _check_hardware_input(self, now: datetime) -> None:
+        """Follow the hardware stop input: asserting it engages; only its edges matter."""
+        cfg = self.settings.safety
+        if cfg.hardware_input is None or self.executor is None:
+            return
+        reason = hardware_input(cfg.hardware_input, cfg.hardware_active)
+        if reason == self.supervisor.conditions.get(HARDWARE_CONDITION):
+            return
+        decision = self.supervisor.set_condition(
+            HARDWARE_CONDITION, reason, now, source=StopSource.HARDWARE
+        )
+        await self.executor.apply(decision)
 
     async def _local_stop_loop(self, uplink: Uplink, outbox: Outbox) -> None:
         """`edge-agent estop` wrote a request and sent SIGUSR2: engage, then say so."""

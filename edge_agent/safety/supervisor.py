@@ -292,6 +292,30 @@ class SafetySupervisor:
         return Decision(False, reason=reason, events=(event,))
 
 
+def hardware_input(path: Path, active: str) -> str | None:
+    """Why the hardware stop input holds now, or None when it is released.
+
+    Fail safe: a file that cannot be read counts as a pressed stop.
+
+    Example:
+        >>> import tempfile
+        >>> gpio = Path(tempfile.mkdtemp()) / "value"
+        >>> _ = gpio.write_text("1\\n")
+        >>> hardware_input(gpio, "1")
+        'hardware stop input asserted'
+        >>> _ = gpio.write_text("0\\n")
+        >>> hardware_input(gpio, "1") is None
+        True
+        >>> hardware_input(gpio.with_name("gone"), "1")
+        'hardware stop input unreadable'
+    """
+    try:
+        value = path.read_text(encoding="ascii", errors="replace").strip()
+    except OSError:
+        return "hardware stop input unreadable"
+    return "hardware stop input asserted" if value == active else None
+
+
 def _event(now: datetime, kind: KnownEvent, severity: Severity, **detail: Any) -> Event:
     clean = {k: (v.value if hasattr(v, "value") else v) for k, v in detail.items() if v is not None}
     return Event(ts=now, type=kind, severity=severity, detail=clean)

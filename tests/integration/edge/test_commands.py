@@ -169,3 +169,45 @@ def test_local_estop_cli_stops_a_running_agent_and_latches_a_stopped_one(
         assert agent.terminate() == 0
     finally:
         agent.ensure_stopped()
+
+
+@pytest.mark.timeout(90)
+def test_hardware_stop_input_engages_and_blocks_release_while_asserted(
+    tmp_path: Path, mqtt_url: str, run_id: str
+) -> None:
+    device = f"hw-{run_id}"
+    data = tmp_path / "data"
+    gpio = tmp_path / "gpio17-value"
+    gpio.write_text("0\n")
+    cfg = agent_config(
+        tmp_path / "agent.toml",
+        device=device,
+        data_dir=data,
+        mqtt_url=mqtt_url,
+        hub={"public_key": public_key_to_text(HUB_KEY.public_key())},
+        safety={"hardware_input": str(gpio)},
+    )
+    agent = AgentProcess(cfg, tmp_path / "agent.log")
+    agent.start()
+    try:
+        wait_for(lambda: _status(data).get("link", {}).get("state") == "up", 20, "link up")
+        assert not _engaged(data)
+        gpio.write_text("1\n")  # the button is pressed
+        wait_for(lambda: _engaged(data), 10, "the hardware stop")
+        assert _status(data)["estop"]["source"] == "hardware"
+
+        held = _signed(device, CommandType.RELEASE, ReleaseParams(reason="try"))
+        acks = asyncio.run(_send_and_collect(mqtt_url, device, [held], until_acks=2))
+        assert acks[-1]["status"] == "failed"
+        assert "local stop condition" in acks[-1]["detail"]
+
+        gpio.write_text("0\n")  # released at the robot: still latched until an operator says so
+        time.sleep(0.5)
+        assert _engaged(data)
+        fresh = _signed(device, CommandType.RELEASE, ReleaseParams(reason="button reset"))
+        acks = asyncio.run(_send_and_collect(mqtt_url, device, [fresh], until_acks=2))
+        assert acks[-1]["status"] == "done"
+        wait_for(lambda: not _engaged(data), 10, "the release")
+        assert agent.terminate() == 0
+    finally:
+        agent.ensure_stopped()
