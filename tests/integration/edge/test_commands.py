@@ -60,23 +60,35 @@ def _signed(device: str, type_: CommandType, params: object, *, age_s: float = 0
     return encode(sign(cmd, HUB_KEY))
 
 
+def _agent(
+    tmp_path: Path, device: str, mqtt_url: str, **sections: dict
+) -> tuple[Path, AgentProcess]:
+    """The config of an agent that pins HUB_KEY, and its (not yet started) process."""
+    cfg = agent_config(
+        tmp_path / "agent.toml",
+        device=device,
+        data_dir=tmp_path / "data",
+        mqtt_url=mqtt_url,
+        hub={"public_key": public_key_to_text(HUB_KEY.public_key())},
+        **sections,
+    )
+    return cfg, AgentProcess(cfg, tmp_path / "agent.log")
+
+
+def _link_up(data: Path) -> None:
+    wait_for(lambda: _status(data).get("link", {}).get("state") == "up", 20, "link up")
+
+
 @pytest.mark.timeout(120)
 def test_signed_estop_latches_survives_a_restart_and_only_a_fresh_release_clears_it(
     tmp_path: Path, mqtt_url: str, run_id: str
 ) -> None:
     device = f"cmd-{run_id}"
     data = tmp_path / "data"
-    cfg = agent_config(
-        tmp_path / "agent.toml",
-        device=device,
-        data_dir=data,
-        mqtt_url=mqtt_url,
-        hub={"public_key": public_key_to_text(HUB_KEY.public_key())},
-    )
-    agent = AgentProcess(cfg, tmp_path / "agent.log")
+    _cfg, agent = _agent(tmp_path, device, mqtt_url)
     agent.start()
     try:
-        wait_for(lambda: _status(data).get("link", {}).get("state") == "up", 20, "link up")
+        _link_up(data)
         forged = encode(
             sign(
                 new_command(
@@ -137,21 +149,14 @@ def test_local_estop_cli_stops_a_running_agent_and_latches_a_stopped_one(
 ) -> None:
     device = f"cli-{run_id}"
     data = tmp_path / "data"
-    cfg = agent_config(
-        tmp_path / "agent.toml",
-        device=device,
-        data_dir=data,
-        mqtt_url=mqtt_url,
-        hub={"public_key": public_key_to_text(HUB_KEY.public_key())},
-    )
+    cfg, agent = _agent(tmp_path, device, mqtt_url)
     stopped = _estop_cli(cfg, "before start")
     assert stopped.returncode == 0, stopped.stderr
     assert "will start stopped" in " ".join(stopped.stdout.split())
 
-    agent = AgentProcess(cfg, tmp_path / "agent.log")
     agent.start()
     try:
-        wait_for(lambda: _status(data).get("link", {}).get("state") == "up", 20, "link up")
+        _link_up(data)
         assert _status(data)["estop"]["reason"] == "before start"
         fresh = _signed(device, CommandType.RELEASE, ReleaseParams(reason="clear"))
         asyncio.run(_send_and_collect(mqtt_url, device, [fresh], until_acks=2))
@@ -179,18 +184,10 @@ def test_hardware_stop_input_engages_and_blocks_release_while_asserted(
     data = tmp_path / "data"
     gpio = tmp_path / "gpio17-value"
     gpio.write_text("0\n")
-    cfg = agent_config(
-        tmp_path / "agent.toml",
-        device=device,
-        data_dir=data,
-        mqtt_url=mqtt_url,
-        hub={"public_key": public_key_to_text(HUB_KEY.public_key())},
-        safety={"hardware_input": str(gpio)},
-    )
-    agent = AgentProcess(cfg, tmp_path / "agent.log")
+    _cfg, agent = _agent(tmp_path, device, mqtt_url, safety={"hardware_input": str(gpio)})
     agent.start()
     try:
-        wait_for(lambda: _status(data).get("link", {}).get("state") == "up", 20, "link up")
+        _link_up(data)
         assert not _engaged(data)
         gpio.write_text("1\n")  # the button is pressed
         wait_for(lambda: _engaged(data), 10, "the hardware stop")
