@@ -126,6 +126,13 @@ def fleet(tmp_path: Path, kafka_bootstrap: str, pg_dsn: str) -> Iterator[Fleet]:
         drop_run(pg_dsn, kafka_bootstrap, run_id)
 
 
+def _outage_size() -> tuple[int, int, int, int]:
+    """(agents, msg/s each, seconds, points each) of the outage tests."""
+    agents, rate = _int("OUTAGE_AGENTS", 4), _int("OUTAGE_RATE", 100)
+    run_s = _int("OUTAGE_SECONDS", 60)
+    return agents, rate, run_s, rate * run_s
+
+
 def _at(seconds: float, action: Callable[[], None], start: float) -> None:
     time.sleep(max(0.0, start + seconds - time.monotonic()))
     action()
@@ -204,12 +211,7 @@ def test_ten_agents_through_two_ingests_and_two_workers_survive_kill_9(fleet: Fl
 
 @pytest.mark.timeout(600)
 def test_kafka_stopped_for_30_s_loses_nothing(fleet: Fleet) -> None:
-    agents, rate, run_s = (
-        _int("OUTAGE_AGENTS", 4),
-        _int("OUTAGE_RATE", 100),
-        _int("OUTAGE_SECONDS", 60),
-    )
-    points = rate * run_s
+    agents, rate, run_s, points = _outage_size()
     fleet.start_roles(ingests=1, workers=1)
     start = time.monotonic()
     fleet.start_agents(agents, rate_hz=rate, points=points)
@@ -233,12 +235,7 @@ def test_kafka_stopped_for_30_s_loses_nothing(fleet: Fleet) -> None:
 
 @pytest.mark.timeout(600)
 def test_mosquitto_killed_loses_nothing(fleet: Fleet) -> None:
-    agents, rate, run_s = (
-        _int("OUTAGE_AGENTS", 4),
-        _int("OUTAGE_RATE", 100),
-        _int("OUTAGE_SECONDS", 60),
-    )
-    points = rate * run_s
+    agents, rate, run_s, points = _outage_size()
     fleet.start_roles(ingests=2, workers=1)
     start = time.monotonic()
     fleet.start_agents(agents, rate_hz=rate, points=points)
