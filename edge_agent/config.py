@@ -18,8 +18,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     StringConstraints,
     ValidationError,
@@ -28,14 +26,13 @@ from pydantic import (
 from pydantic_settings import SettingsConfigDict
 
 from edge_agent.errors import ConfigError
+from edge_agent.sections import PositiveSeconds, Section
 from protocol.settings import EnvOverFileSettings, describe_settings_error
 from protocol.topics import DEVICE_ID_PATTERN
 
 ENV_PREFIX = "OUTPOST_AGENT_"
 SYSTEM_CONFIG = Path("/etc/outpost/agent.toml")
 SYSTEM_DATA_DIR = Path("/var/lib/outpost")
-
-PositiveSeconds = Annotated[float, Field(gt=0, le=86_400)]
 
 
 def default_config_path() -> Path:
@@ -50,12 +47,6 @@ def default_data_dir() -> Path:
     if os.geteuid() == 0:
         return SYSTEM_DATA_DIR
     return Path.home() / ".local" / "share" / "outpost"
-
-
-class Section(BaseModel):
-    """A settings section: unknown keys are errors (a typo must not pass silently)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class DeviceSection(Section):
