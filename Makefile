@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-EXTRAS ?= edge,hub,dev
+EXTRAS ?= edge,hub,dev,ros,train
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 

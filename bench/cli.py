@@ -155,9 +155,16 @@ def estop_command(
     ] = None,
     trials: Annotated[int, typer.Option(min=5, help="Stops to time.")] = 50,
     round_trips: Annotated[int, typer.Option(min=10, help="Bare round trips to time.")] = 200,
+    robot: Annotated[
+        str, typer.Option(help="`ros`: a ROS 2 node hears the zero Twist; `mqtt`: an MQTT robot.")
+    ] = "ros",
 ) -> None:
-    """p99 signed estop → zero velocity at an MQTT robot, under load, against a bare round trip."""
+    """p99 signed estop → zero velocity at the robot, under load, against a bare round trip."""
     from bench import estop
+
+    if robot not in ("ros", "mqtt"):
+        _err.print(f"[bold red]--robot must be ros or mqtt[/], not {robot!r}", highlight=False)
+        raise typer.Exit(2)
 
     def say(step: str) -> None:
         if not as_json:
@@ -166,6 +173,7 @@ def estop_command(
     try:
         result = estop.run(
             mqtt_url=mqtt_url or _default_mqtt_url(),
+            robot="ros" if robot == "ros" else "mqtt",
             trials=trials,
             round_trips=round_trips,
             progress=say,

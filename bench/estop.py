@@ -2,9 +2,11 @@
 
 Numerator: p99 over `trials` of the time from publishing a signed `estop` on the
 device's `cmd` topic to the robot receiving a zero `cmd_vel`, through a real
-`edge-agent run` with the MQTT robot adapter, while the agent also publishes
+`edge-agent run`, while the agent also publishes
 1,000 telemetry messages/s (one point each) on the same broker. Before each trial
-the robot is driving (release, then an override it has received).
+the robot is driving (release, then an override it has received). The robot is a
+ROS 2 node (`robot="ros"`: the agent's ROS 2 adapter, zero `geometry_msgs/Twist`)
+or an MQTT client on the same broker (`robot="mqtt"`: the MQTT adapter's JSON).
 
 Denominator: p99 of a bare MQTT round trip on the same broker under the same
 load: a client publishes, another republishes what it receives, the first gets it
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 import subprocess
 import sys
@@ -28,6 +31,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 import aiomqtt
@@ -43,6 +47,7 @@ from protocol.transport import NO_DELAY
 
 BIN = Path(sys.executable).parent
 LOAD_HZ = 1000
+Robot = Literal["ros", "mqtt"]
 ODOM = orjson.dumps({"x": 0.0, "y": 0.0, "theta": 0.0, "linear": 0.0, "angular": 0.0})
 
 
@@ -64,6 +69,7 @@ def p99(samples: list[float]) -> float:
 def run(
     *,
     mqtt_url: str,
+    robot: Robot = "ros",
     trials: int = 50,
     round_trips: int = 200,
     progress: Callable[[str], None] = lambda _s: None,
@@ -71,15 +77,25 @@ def run(
     """Measure both sides on `mqtt_url`; raise `EstopBenchError` if the rig cannot start."""
     device = f"bench-estop-{secrets.token_hex(3)}"
     key = generate_private_key()
+    domain_id = secrets.randbelow(100) + 1  # a private ROS graph: nothing else hears it
+    if robot == "ros":  # the agent and the robot's node share this computer
+        os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     with tempfile.TemporaryDirectory(prefix="outpost-bench-estop-") as tmp:
-        cfg = _agent_config(Path(tmp), device, mqtt_url, public_key_to_text(key.public_key()))
+        hub_key = public_key_to_text(key.public_key())
+        robot_toml = (
+            f'adapter = "ros"\n[robot.ros]\ndomain_id = {domain_id}\n'
+            if robot == "ros"
+            else f'adapter = "mqtt"\nurl = "{mqtt_url}"\n'
+        )
+        cfg = _agent_config(Path(tmp), device, mqtt_url, hub_key, robot_toml)
         with (Path(tmp) / "agent.log").open("wb") as log:
             agent = subprocess.Popen(
                 [str(BIN / "edge-agent"), "run", "--config", str(cfg)], stdout=log, stderr=log
             )
             try:
+                side = _RosSide(domain_id) if robot == "ros" else _MqttSide(mqtt_url, device)
                 latencies, rtts = asyncio.run(
-                    _measure(mqtt_url, device, key, trials, round_trips, progress)
+                    _measure(mqtt_url, device, key, side, trials, round_trips, progress)
                 )
             finally:
                 agent.terminate()
@@ -94,7 +110,7 @@ def run(
         numerator=Measure(
             p99(ms),
             "ms",
-            f"p99 signed estop → zero cmd_vel at the robot ({trials} trials, "
+            f"p99 signed estop → zero cmd_vel at the {robot} robot ({trials} trials, "
             f"{LOAD_HZ} msg/s telemetry)",
         ),
         denominator=Measure(
@@ -110,6 +126,7 @@ def run(
             "rtt_p50_ms": round(sorted(rtt_ms)[len(rtt_ms) // 2], 1),
             "load_msgs_per_s": LOAD_HZ,
             "broker": mqtt_url,
+            "robot": robot,
         },
     )
 
@@ -118,23 +135,24 @@ async def _measure(
     url: str,
     device: str,
     key: Ed25519PrivateKey,
+    side: _RobotSide,
     trials: int,
     round_trips: int,
     progress: Callable[[str], None],
 ) -> tuple[list[float], list[float]]:
-    async with _client(url, f"{device}-op") as op, _client(url, f"{device}-robot") as robot:
-        rig = _Rig(op, robot, device, key)
+    velocities: asyncio.Queue[tuple[float, float]] = asyncio.Queue()
+    async with _client(url, f"{device}-op") as op, side.running(velocities):
+        rig = _Rig(op, device, key, velocities)
         await rig.start()
         progress("agent up, robot heard")
         latencies = [await rig.trial() for _ in range(trials)]
         progress(f"{trials} stop trials")
-        rtts = await _round_trips(url, device, round_trips)
-        progress(f"{round_trips} round trips")
-        await rig.close()
+    rtts = await _round_trips(url, device, round_trips)
+    progress(f"{round_trips} round trips")
     return latencies, rtts
 
 
-def _agent_config(root: Path, device: str, url: str, hub_key: str) -> Path:
+def _agent_config(root: Path, device: str, url: str, hub_key: str, robot_toml: str) -> Path:
     path = root / "agent.toml"
     path.write_text(
         f'[device]\nid = "{device}"\ndata_dir = "{root / "data"}"\n'
@@ -142,9 +160,9 @@ def _agent_config(root: Path, device: str, url: str, hub_key: str) -> Path:
         f'[mqtt]\nurl = "{url}"\n'
         "[uplink]\ndrain_rate = 1000000\n"
         "[metrics]\nport = 0\n"
-        f'[robot]\nadapter = "mqtt"\nurl = "{url}"\n'
         "[telemetry]\nbatch_points = 1\nbatch_delay_s = 0.05\n"
         f'sources = [{{type = "synthetic", rate_hz = {LOAD_HZ}}}]\n'
+        f"[robot]\n{robot_toml}"
     )
     return path
 
@@ -165,20 +183,86 @@ async def _client(url: str, name: str) -> AsyncIterator[aiomqtt.Client]:
         raise EstopBenchError(f"broker at {url}: {exc}") from exc
 
 
+class _RobotSide:
+    """The robot: puts `(perf_counter at arrival, linear)` of every cmd_vel on a queue."""
+
+    def running(
+        self, velocities: asyncio.Queue[tuple[float, float]]
+    ) -> contextlib.AbstractAsyncContextManager[None]:
+        raise NotImplementedError
+
+
+class _MqttSide(_RobotSide):
+    """An MQTT client on the agent's broker speaking the MQTT adapter's JSON."""
+
+    def __init__(self, url: str, device: str) -> None:
+        self.url, self.device, self.prefix = url, device, f"robot/{device}"
+
+    @contextlib.asynccontextmanager
+    async def running(self, velocities: asyncio.Queue[tuple[float, float]]) -> AsyncIterator[None]:
+        async with _client(self.url, f"{self.device}-robot") as robot:
+            await robot.subscribe(f"{self.prefix}/cmd_vel", qos=1)
+
+            async def listen() -> None:
+                async for message in robot.messages:
+                    body = orjson.loads(message.payload)
+                    velocities.put_nowait((time.perf_counter(), float(body["linear"])))
+
+            async def odom() -> None:
+                while True:
+                    await robot.publish(f"{self.prefix}/odom", ODOM)
+                    await asyncio.sleep(0.05)
+
+            tasks = [asyncio.create_task(listen()), asyncio.create_task(odom())]
+            try:
+                yield
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class _RosSide(_RobotSide):
+    """A ROS 2 node on a private domain: the ROS 2 adapter's Twist."""
+
+    def __init__(self, domain_id: int) -> None:
+        self.domain_id = domain_id
+
+    @contextlib.asynccontextmanager
+    async def running(self, velocities: asyncio.Queue[tuple[float, float]]) -> AsyncIterator[None]:
+        try:
+            from bench.rosrobot import RosRobotStandIn
+        except ImportError as exc:
+            raise EstopBenchError(
+                f"--robot ros needs the ROS 2 packages: pip install 'outpost[ros]' ({exc})"
+            ) from exc
+        loop = asyncio.get_running_loop()
+
+        def heard(at: float, linear: float, _angular: float) -> None:
+            loop.call_soon_threadsafe(velocities.put_nowait, (at, linear))
+
+        robot = RosRobotStandIn(domain_id=self.domain_id, on_twist=heard)
+        robot.start()
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(robot.close)
+
+
 class _Rig:
-    """The operator and the robot, as two MQTT clients of the bench."""
+    """The operator (an MQTT client of the bench) and what the robot heard."""
 
     def __init__(
-        self, op: aiomqtt.Client, robot: aiomqtt.Client, device: str, key: Ed25519PrivateKey
+        self,
+        op: aiomqtt.Client,
+        device: str,
+        key: Ed25519PrivateKey,
+        velocities: asyncio.Queue[tuple[float, float]],
     ) -> None:
-        self.op, self.robot, self.device, self.key = op, robot, device, key
-        self.prefix = f"robot/{device}"
-        self._velocities: asyncio.Queue[tuple[float, float]] = asyncio.Queue()
-        self._tasks: list[asyncio.Task[None]] = []
+        self.op, self.device, self.key = op, device, key
+        self._velocities = velocities
 
     async def start(self) -> None:
-        await self.robot.subscribe(f"{self.prefix}/cmd_vel", qos=1)
-        self._tasks = [asyncio.create_task(self._listen()), asyncio.create_task(self._odom())]
         # The agent sends a stop to the robot once connected; then its cmd subscription is live.
         try:
             async with asyncio.timeout(30):
@@ -187,16 +271,6 @@ class _Rig:
         except TimeoutError:
             raise EstopBenchError("the agent did not reach the robot within 30 s") from None
         await asyncio.sleep(1.0)
-
-    async def _listen(self) -> None:
-        async for message in self.robot.messages:
-            body = orjson.loads(message.payload)
-            self._velocities.put_nowait((time.perf_counter(), float(body["linear"])))
-
-    async def _odom(self) -> None:
-        while True:
-            await self.robot.publish(f"{self.prefix}/odom", ODOM)
-            await asyncio.sleep(0.05)
 
     async def _command(self, type_: CommandType, params: CommandParams) -> float:
         cmd = new_command(
@@ -229,11 +303,6 @@ class _Rig:
         await asyncio.sleep(0.05)
         sent = await self._command(CommandType.ESTOP, EstopParams(reason="bench"))
         return await self._until(lambda v: v == 0.0, sent) - sent
-
-    async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 async def _round_trips(url: str, device: str, count: int) -> list[float]:

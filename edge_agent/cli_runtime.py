@@ -53,8 +53,8 @@ def run(
     try:
         asyncio.run(Agent(settings).run())
     except AgentError as exc:
-        _err.print(f"[bold red]edge-agent stopped:[/] {exc}", highlight=False)
-        raise typer.Exit(1) from None
+        _err.print(f"[bold red]edge-agent stopped:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(exc.exit_code) from None
 
 
 def status(

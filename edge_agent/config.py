@@ -172,11 +172,37 @@ class SafetySection(Section):
     hardware_active: Annotated[str, StringConstraints(min_length=1, max_length=16)] = "1"
 
 
+RosTopic = Annotated[str, StringConstraints(pattern=r"^[A-Za-z~][A-Za-z0-9_/]*$", max_length=200)]
+
+
+class RosSection(Section):
+    """The ROS 2 robot (`[robot] adapter = "ros"`): topic names, relative to `namespace`."""
+
+    namespace: Annotated[str, StringConstraints(pattern=r"^(/[A-Za-z][A-Za-z0-9_]*)*/?$")] = ""
+    """ROS namespace of the robot's topics, such as `/amr7` (empty: the root)."""
+    domain_id: Annotated[int, Field(ge=0, le=232)] | None = None
+    """ROS_DOMAIN_ID to join; None: the environment's (0 when unset)."""
+    cmd_vel: RosTopic = "cmd_vel"
+    """`geometry_msgs/Twist` the agent publishes (a zero Twist on stop)."""
+    path: RosTopic = "plan"
+    """`nav_msgs/Path` the agent publishes for a path plan."""
+    odom: RosTopic = "odom"
+    """`nav_msgs/Odometry` from the robot: pose, velocity, and the heartbeat."""
+    battery: RosTopic = "battery_state"
+    """`sensor_msgs/BatteryState` from the robot."""
+    estop: RosTopic | Literal[""] = ""
+    """`std_msgs/Bool` hardware e-stop state (true: pressed); empty: none. Until it is
+    first heard it counts as pressed."""
+    frame_id: RosTopic = "map"
+    """The frame of the path's poses."""
+
+
 class RobotSection(Section):
     """Which robot this agent drives, and how to reach it."""
 
-    adapter: Literal["none", "mqtt", "websocket"] = "none"
-    """`none`: a gateway or camera box (motion fails); `mqtt`/`websocket`: JSON to the robot."""
+    adapter: Literal["none", "mqtt", "websocket", "ros"] = "none"
+    """`none`: a gateway or camera box (motion fails); `mqtt`/`websocket`: JSON to the robot;
+    `ros`: ROS 2 topics (needs the `ros` extra)."""
     url: Annotated[str, StringConstraints(pattern=r"^(mqtts?|wss?)://[^\s]+$")] = (
         "mqtt://127.0.0.1:1883"
     )
@@ -186,7 +212,9 @@ class RobotSection(Section):
     topic_prefix: str = ""
     """Default `robot/{device id}`: PREFIX/cmd_vel, path, stop, odom, battery, faults."""
     stop_repeat_hz: Annotated[float, Field(ge=0, le=100)] = 5.0
-    """While stopped, the zero velocity is sent again at this rate (0: once)."""
+    """While stopped, the zero velocity is sent again at this rate (0: once); the ROS 2
+    adapter also repeats the drive at this rate while moving (base controllers time out)."""
+    ros: RosSection = RosSection()
 
     @model_validator(mode="after")
     def _url_fits_adapter(self) -> RobotSection:

@@ -6,6 +6,8 @@ from protocol.errors import OutpostError
 class AgentError(OutpostError):
     """Root of the edge agent's errors."""
 
+    exit_code = 1
+
 
 class ConfigError(AgentError):
     """The settings file or environment is invalid; the message names file, key and allowed."""

@@ -22,10 +22,11 @@ from typing import Any
 from edge_agent import __version__
 from edge_agent.config import AgentSettings
 from edge_agent.downlink import CommandExecutor, ReplayCache
-from edge_agent.errors import AgentError
+from edge_agent.errors import AgentError, ConfigError
 from edge_agent.metrics import AgentMetrics
 from edge_agent.outbox import Outbox, OutboxStats
 from edge_agent.robot import NoRobot, RobotAdapter
+from edge_agent.robot.link import LinkedRobot
 from edge_agent.robot.mqtt import MqttRobot
 from edge_agent.robot.websocket import WebSocketRobot
 from edge_agent.safety import SafetyStore, SafetySupervisor
@@ -48,6 +49,20 @@ logger = logging.getLogger(__name__)
 
 STATUS_INTERVAL_S = 1.0
 HARDWARE_CONDITION = "hardware"
+
+
+def _ros_adapter() -> type[LinkedRobot]:
+    """The ROS 2 adapter, imported only when configured (rclpy is the optional `ros` extra)."""
+    try:
+        from edge_agent.robot.ros import RosRobot
+    except ImportError as exc:
+        raise ConfigError(
+            '[robot] adapter = "ros" needs the ROS 2 Python packages: '
+            f"pip install 'outpost[ros]' (importing them failed: {exc})"
+        ) from exc
+    return RosRobot
+
+
 """Name of the local stop condition the hardware input holds."""
 LOCAL_STOP_REQUEST = "estop.request"
 """File `edge-agent estop` writes (the reason) before signalling the running agent."""
@@ -157,7 +172,7 @@ class Agent:
                 tg.create_task(self._status_loop(outbox, uplink, metrics), name="status")
                 tg.create_task(self._state_loop(outbox, uplink), name="state")
                 tg.create_task(self._safety_loop(uplink), name="safety")
-                if isinstance(self._robot, MqttRobot | WebSocketRobot):
+                if isinstance(self._robot, LinkedRobot):
                     tg.create_task(self._robot.run(), name="robot")
                 tg.create_task(self._local_stop_loop(uplink, outbox), name="local-estop")
                 tg.create_task(self._wait_for_stop(), name="stop")
@@ -175,7 +190,11 @@ class Agent:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
-        adapter = MqttRobot if self.settings.robot.adapter == "mqtt" else WebSocketRobot
+        adapter: type[LinkedRobot]
+        if self.settings.robot.adapter == "ros":
+            adapter = _ros_adapter()
+        else:
+            adapter = MqttRobot if self.settings.robot.adapter == "mqtt" else WebSocketRobot
         return adapter(self.settings, on_point=lambda p: self._robot_points(p), on_event=on_event)
 
     async def _safety_loop(self, uplink: Uplink) -> None:
@@ -195,9 +214,12 @@ class Agent:
     async def _check_hardware_input(self, now: datetime) -> None:
         """Follow the hardware stop input: asserting it engages; only its edges matter."""
         cfg = self.settings.safety
-        if cfg.hardware_input is None or self.executor is None:
+        if self.executor is None:
             return
-        reason = hardware_input(cfg.hardware_input, cfg.hardware_active)
+        reasons = [self._robot.hardware_stop]
+        if cfg.hardware_input is not None:
+            reasons.append(hardware_input(cfg.hardware_input, cfg.hardware_active))
+        reason = "; ".join(r for r in reasons if r) or None
         if reason == self.supervisor.conditions.get(HARDWARE_CONDITION):
             return
         decision = self.supervisor.set_condition(

@@ -26,6 +26,10 @@ class RobotAdapter(Protocol):
     def heard_at(self) -> datetime | None:
         """When the robot was last heard from (its heartbeat); None: never."""
 
+    @property
+    def hardware_stop(self) -> str | None:
+        """Why the robot's own e-stop input holds the stop; None: released or none."""
+
     async def stop(self) -> None:
         """Bring the robot to a standstill now."""
 
@@ -47,6 +51,11 @@ class NoRobot:
     def heard_at(self) -> datetime | None:
         """Always now: there is nothing that could go silent."""
         return datetime.now(UTC)
+
+    @property
+    def hardware_stop(self) -> str | None:
+        """No robot, no e-stop input."""
+        return None
 
     async def stop(self) -> None:
         """Nothing to stop."""

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import aiomqtt
 
-from edge_agent.robot.jsonlink import JsonRobot
+from edge_agent.robot.link import LinkedRobot
 from protocol import encode
 from protocol.backoff import Backoff
 from protocol.models import WireModel
@@ -22,7 +22,7 @@ from protocol.transport import NO_DELAY
 logger = logging.getLogger(__name__)
 
 
-class MqttRobot(JsonRobot):
+class MqttRobot(LinkedRobot):
     """A robot reached through its own MQTT broker."""
 
     _client: aiomqtt.Client | None = None

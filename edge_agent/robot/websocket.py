@@ -15,7 +15,7 @@ import orjson
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
-from edge_agent.robot.jsonlink import JsonRobot
+from edge_agent.robot.link import LinkedRobot
 from protocol.backoff import Backoff
 from protocol.codec import dumps
 from protocol.models import WireModel
@@ -23,7 +23,7 @@ from protocol.models import WireModel
 logger = logging.getLogger(__name__)
 
 
-class WebSocketRobot(JsonRobot):
+class WebSocketRobot(LinkedRobot):
     """A robot controller that serves a WebSocket."""
 
     _socket: ClientConnection | None = None

@@ -30,4 +30,5 @@ def test_bench_estop_prints_one_json_object_with_the_ratio(mqtt_url: str) -> Non
     assert data["numerator"]["unit"] == data["denominator"]["unit"] == "ms"
     assert 0 < data["denominator"]["value"] < data["numerator"]["value"] * 100
     assert data["details"]["load_msgs_per_s"] == 1000
+    assert data["details"]["robot"] == "ros"  # the zero Twist at a ROS 2 node, by default
     assert data["details"]["estop_p50_ms"] <= data["details"]["estop_max_ms"]

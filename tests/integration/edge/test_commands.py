@@ -1,7 +1,7 @@
 """Signed commands through a real Mosquitto to a real `edge-agent run`: the latched stop.
 
-The robot side (ROS 2 and MQTT robot adapters) is not built yet; these tests cover
-what the agent itself decides: verify, acknowledge with the reason, latch, persist.
+What the agent itself decides, with no robot configured: verify, acknowledge with
+the reason, latch, persist. The robot adapters' tests drive real robots.
 """
 
 from __future__ import annotations
@@ -12,52 +12,20 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import aiomqtt
-import orjson
 import pytest
 
-from protocol import Channel, CommandType, encode, topic
+from protocol import CommandType, encode
 from protocol.commands import new_command
 from protocol.models import EstopParams, ReleaseParams
 from protocol.signing import generate_private_key, public_key_to_text, sign
+from tests.integration.edge.robotrig import (
+    HUB_KEY,
+    engaged,
+    send_and_collect,
+    signed,
+    status,
+)
 from tests.integration.harness import EDGE_AGENT, AgentProcess, agent_config, wait_for
-
-HUB_KEY = generate_private_key()
-
-
-def _status(data: Path) -> dict:
-    try:
-        return orjson.loads((data / "status.json").read_bytes())
-    except (OSError, ValueError):
-        return {}
-
-
-def _engaged(data: Path) -> bool:
-    return bool((_status(data).get("estop") or {}).get("engaged"))
-
-
-async def _send_and_collect(
-    url: str, device: str, payloads: list[bytes], until_acks: int
-) -> list[dict]:
-    """Publish the commands, then collect this device's acks until `until_acks` arrived."""
-    host, port = url.removeprefix("mqtt://").split(":")
-    acks: list[dict] = []
-    async with aiomqtt.Client(host, int(port), identifier=f"op-{device}") as client:
-        await client.subscribe(topic(device, Channel.ACKS), qos=1)
-        for payload in payloads:
-            await client.publish(topic(device, Channel.CMD), payload, qos=1)
-        async with asyncio.timeout(20):
-            async for message in client.messages:
-                acks.append(orjson.loads(message.payload)["body"])  # type: ignore[arg-type]
-                if len(acks) >= until_acks:
-                    break
-    return acks
-
-
-def _signed(device: str, type_: CommandType, params: object, *, age_s: float = 0) -> bytes:
-    now = datetime.now(UTC) - timedelta(seconds=age_s)
-    cmd = new_command(device, type_, params, issued_by="op", now=now, ttl=timedelta(seconds=30))  # type: ignore[arg-type]
-    return encode(sign(cmd, HUB_KEY))
 
 
 def _agent(
@@ -76,7 +44,7 @@ def _agent(
 
 
 def _link_up(data: Path) -> None:
-    wait_for(lambda: _status(data).get("link", {}).get("state") == "up", 20, "link up")
+    wait_for(lambda: status(data).get("link", {}).get("state") == "up", 20, "link up")
 
 
 @pytest.mark.timeout(120)
@@ -102,31 +70,31 @@ def test_signed_estop_latches_survives_a_restart_and_only_a_fresh_release_clears
                 generate_private_key(),
             )
         )
-        estop = _signed(device, CommandType.ESTOP, EstopParams(reason="test stop"))
-        acks = asyncio.run(_send_and_collect(mqtt_url, device, [forged, estop], until_acks=3))
+        estop = signed(device, CommandType.ESTOP, EstopParams(reason="test stop"))
+        acks = asyncio.run(send_and_collect(mqtt_url, device, [forged, estop], until_acks=3))
         assert [(a["status"], a.get("reason")) for a in acks] == [
             ("rejected", "bad_signature"),
             ("received", None),
             ("done", None),
         ]
-        wait_for(lambda: _engaged(data), 10, "the stop to show in status")
+        wait_for(lambda: engaged(data), 10, "the stop to show in status")
 
         assert agent.terminate() == 0
         agent.start()  # restarted while stopped ...
-        wait_for(lambda: _status(data).get("link", {}).get("state") == "up", 20, "link up again")
-        assert _engaged(data), "... comes back stopped"
+        wait_for(lambda: status(data).get("link", {}).get("state") == "up", 20, "link up again")
+        assert engaged(data), "... comes back stopped"
 
-        stale = _signed(device, CommandType.RELEASE, ReleaseParams(reason="old"), age_s=120)
-        fresh = _signed(device, CommandType.RELEASE, ReleaseParams(reason="area clear"))
-        acks = asyncio.run(_send_and_collect(mqtt_url, device, [stale, fresh], until_acks=3))
+        stale = signed(device, CommandType.RELEASE, ReleaseParams(reason="old"), age_s=120)
+        fresh = signed(device, CommandType.RELEASE, ReleaseParams(reason="area clear"))
+        acks = asyncio.run(send_and_collect(mqtt_url, device, [stale, fresh], until_acks=3))
         assert [(a["status"], a.get("reason")) for a in acks] == [
             ("expired", "expired"),
             ("received", None),
             ("done", None),
         ]
-        wait_for(lambda: not _engaged(data), 10, "the release to show in status")
+        wait_for(lambda: not engaged(data), 10, "the release to show in status")
         # The same release again is a replay: refused, and the stop it could clear stays clear.
-        acks = asyncio.run(_send_and_collect(mqtt_url, device, [fresh], until_acks=1))
+        acks = asyncio.run(send_and_collect(mqtt_url, device, [fresh], until_acks=1))
         assert [(a["status"], a.get("reason")) for a in acks] == [("rejected", "replayed")]
         time.sleep(0.2)
         assert agent.terminate() == 0
@@ -157,15 +125,15 @@ def test_local_estop_cli_stops_a_running_agent_and_latches_a_stopped_one(
     agent.start()
     try:
         _link_up(data)
-        assert _status(data)["estop"]["reason"] == "before start"
-        fresh = _signed(device, CommandType.RELEASE, ReleaseParams(reason="clear"))
-        asyncio.run(_send_and_collect(mqtt_url, device, [fresh], until_acks=2))
-        wait_for(lambda: not _engaged(data), 10, "the release")
+        assert status(data)["estop"]["reason"] == "before start"
+        fresh = signed(device, CommandType.RELEASE, ReleaseParams(reason="clear"))
+        asyncio.run(send_and_collect(mqtt_url, device, [fresh], until_acks=2))
+        wait_for(lambda: not engaged(data), 10, "the release")
 
         running = _estop_cli(cfg, "technician on site")
         assert running.returncode == 0, running.stderr
         assert f"pid {agent.proc.pid}" in " ".join(running.stdout.split())  # type: ignore[union-attr]
-        estop = _status(data)["estop"]
+        estop = status(data)["estop"]
         assert (estop["engaged"], estop["source"], estop["reason"]) == (
             True,
             "local",
@@ -188,23 +156,23 @@ def test_hardware_stop_input_engages_and_blocks_release_while_asserted(
     agent.start()
     try:
         _link_up(data)
-        assert not _engaged(data)
+        assert not engaged(data)
         gpio.write_text("1\n")  # the button is pressed
-        wait_for(lambda: _engaged(data), 10, "the hardware stop")
-        assert _status(data)["estop"]["source"] == "hardware"
+        wait_for(lambda: engaged(data), 10, "the hardware stop")
+        assert status(data)["estop"]["source"] == "hardware"
 
-        held = _signed(device, CommandType.RELEASE, ReleaseParams(reason="try"))
-        acks = asyncio.run(_send_and_collect(mqtt_url, device, [held], until_acks=2))
+        held = signed(device, CommandType.RELEASE, ReleaseParams(reason="try"))
+        acks = asyncio.run(send_and_collect(mqtt_url, device, [held], until_acks=2))
         assert acks[-1]["status"] == "failed"
         assert "local stop condition" in acks[-1]["detail"]
 
         gpio.write_text("0\n")  # released at the robot: still latched until an operator says so
         time.sleep(0.5)
-        assert _engaged(data)
-        fresh = _signed(device, CommandType.RELEASE, ReleaseParams(reason="button reset"))
-        acks = asyncio.run(_send_and_collect(mqtt_url, device, [fresh], until_acks=2))
+        assert engaged(data)
+        fresh = signed(device, CommandType.RELEASE, ReleaseParams(reason="button reset"))
+        acks = asyncio.run(send_and_collect(mqtt_url, device, [fresh], until_acks=2))
         assert acks[-1]["status"] == "done"
-        wait_for(lambda: not _engaged(data), 10, "the release")
+        wait_for(lambda: not engaged(data), 10, "the release")
         assert agent.terminate() == 0
     finally:
         agent.ensure_stopped()

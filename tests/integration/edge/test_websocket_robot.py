@@ -18,14 +18,14 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from protocol.models import EstopParams
-from tests.integration.edge.test_mqtt_robot import (
+from tests.integration.edge.robotrig import (
     ODOM,
     CommandType,
     Recorder,
-    _drive,
-    _send,
-    _status,
+    drive,
+    send,
     start_robot_agent,
+    status,
 )
 from tests.integration.harness import PrivateBroker, free_port, wait_for
 
@@ -96,15 +96,15 @@ def test_silent_robot_while_moving_is_stopped_by_the_heartbeat_watchdog(
     ws_rig: tuple[PrivateBroker, Controller, str], tmp_path: Path
 ) -> None:
     hub_broker, controller, device = ws_rig
-    _drive(hub_broker.url, device, controller, 0.25, 10)
+    drive(hub_broker.url, device, controller, 0.25, 10)
     silenced = time.monotonic()
     controller.silent.set()
     wait_for(lambda: controller.first_zero_after(silenced) is not None, 5, "the watchdog stop")
     delay = controller.first_zero_after(silenced) - silenced  # type: ignore[operator]
     assert delay < HEARTBEAT_TIMEOUT_S + 0.05 + 0.5
     data = tmp_path / "data"
-    wait_for(lambda: _status(data)["estop"]["engaged"], 5, "the stop in the agent's status")
-    estop = _status(data)["estop"]
+    wait_for(lambda: status(data)["estop"]["engaged"], 5, "the stop in the agent's status")
+    estop = status(data)["estop"]
     assert estop["source"] == "watchdog"
     assert "heartbeat" in estop["reason"]
     print(f"\nrobot heartbeat lost while moving -> zero velocity after {delay * 1000:.0f} ms")
@@ -113,7 +113,7 @@ def test_silent_robot_while_moving_is_stopped_by_the_heartbeat_watchdog(
 @pytest.mark.timeout(120)
 def test_estop_reaches_the_controller(ws_rig: tuple[PrivateBroker, Controller, str]) -> None:
     hub_broker, controller, device = ws_rig
-    _drive(hub_broker.url, device, controller, 0.3, 10)
+    drive(hub_broker.url, device, controller, 0.3, 10)
     sent = time.monotonic()
-    _send(hub_broker.url, device, CommandType.ESTOP, EstopParams(reason="test"))
+    send(hub_broker.url, device, CommandType.ESTOP, EstopParams(reason="test"))
     wait_for(lambda: controller.first_zero_after(sent) is not None, 5, "the zero velocity")

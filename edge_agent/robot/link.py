@@ -1,10 +1,13 @@
-"""What the MQTT and WebSocket robot adapters share: the `protocol.robot` JSON messages.
+"""What every connected robot adapter shares: the `protocol.robot` messages.
 
-A subclass owns the connection: it keeps `connected()` true while it can send,
-implements `_send(name, message)`, and calls `_received(name, payload)` for what
-the robot says. This class turns the supervisor's calls into messages, repeats
-the zero velocity while stopped, and turns the robot's messages into telemetry,
-fault events and the heartbeat.
+The MQTT and WebSocket adapters send these messages as JSON; the ROS 2 adapter
+turns them into ROS messages. A subclass owns the connection: it keeps
+`connected()` true while it can send, implements `_send(name, message)`, and
+calls `_received(name, payload)` (JSON) or `_heard(name, message)` (a model) for
+what the robot says. This class turns the supervisor's calls into messages,
+repeats the zero velocity while stopped (and, with `_hold`, the drive while
+moving), and turns the robot's messages into telemetry, fault events and the
+heartbeat.
 """
 
 from __future__ import annotations
@@ -30,8 +33,8 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class JsonRobot:
-    """Base of the JSON robot adapters."""
+class LinkedRobot:
+    """Base of the robot adapters that keep a connection to the robot."""
 
     def __init__(
         self,
@@ -53,8 +56,17 @@ class JsonRobot:
         """When the robot last said anything (odom is its heartbeat)."""
         return self._heard_at
 
+    @property
+    def hardware_stop(self) -> str | None:
+        """The JSON contract has no e-stop input (use `[safety] hardware_input`)."""
+        return None
+
     def connected(self) -> bool:
         """Whether messages can be sent now."""
+        raise NotImplementedError
+
+    async def run(self) -> None:
+        """Keep the link to the robot up until cancelled."""
         raise NotImplementedError
 
     async def _send(self, name: str, message: WireModel) -> None:
@@ -108,13 +120,21 @@ class JsonRobot:
             return
         while True:
             await asyncio.sleep(1.0 / self._cfg.stop_repeat_hz)
-            if self.stopped and self.connected():
+            if not self.connected():
+                continue
+            if self.stopped:
                 zero = RobotVelocity(linear=0.0, angular=0.0, until=self._clock())
                 await self._send("cmd_vel", zero)
+            else:
+                await self._hold()
+
+    async def _hold(self) -> None:
+        """While moving, at the repeat rate: nothing here (the JSON robots hold `until`
+        themselves); a subclass whose robot needs the command repeated repeats it."""
 
     def _received(self, name: str, payload: bytes) -> None:
-        now = self._clock()
-        self._heard_at = now  # anything the robot says proves it is alive
+        """A JSON message from the robot."""
+        self._heard_at = self._clock()  # anything the robot says proves it is alive
         model = ROBOT_MESSAGES.get(name)
         if model is None:
             return
@@ -123,6 +143,12 @@ class JsonRobot:
         except DecodeError as exc:
             logger.warning("robot sent an invalid %s: %s", name, str(exc)[:200])
             return
+        self._heard(name, message)
+
+    def _heard(self, name: str, message: WireModel) -> None:
+        """A message from the robot: a fault becomes an event, the rest telemetry."""
+        now = self._clock()
+        self._heard_at = now
         if isinstance(message, RobotFault):
             detail = {"code": message.code, "message": message.message}
             self._on_event(

@@ -1,0 +1,4 @@
+from rclpy.time import Time
+
+class Clock:
+    def now(self) -> Time: ...

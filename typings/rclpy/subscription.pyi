@@ -1,0 +1,5 @@
+from typing import Generic, TypeVar
+
+MsgT = TypeVar("MsgT")
+
+class Subscription(Generic[MsgT]): ...

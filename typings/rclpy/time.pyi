@@ -1,0 +1,6 @@
+from builtin_interfaces.msg import Time as TimeMsg
+
+class Time:
+    def to_msg(self) -> TimeMsg: ...
+    @property
+    def nanoseconds(self) -> int: ...
