@@ -26,6 +26,8 @@ from pydantic import (
 from pydantic_settings import SettingsConfigDict
 
 from edge_agent.errors import ConfigError
+from edge_agent.perception.camera_config import CameraList
+from edge_agent.perception.pipeline import PerceptionSection
 from edge_agent.sections import PositiveSeconds, Section
 from protocol.settings import EnvOverFileSettings, describe_settings_error
 from protocol.topics import DEVICE_ID_PATTERN
@@ -250,7 +252,21 @@ class AgentSettings(EnvOverFileSettings):
     telemetry: TelemetrySection = TelemetrySection()
     safety: SafetySection = SafetySection()
     robot: RobotSection = RobotSection()
+    cameras: CameraList = Field(default_factory=list)
+    perception: PerceptionSection = PerceptionSection()
     metrics: MetricsSection = MetricsSection()
+
+    @model_validator(mode="after")
+    def _cameras_exist(self) -> AgentSettings:
+        named = {c.name for c in self.cameras}
+        unknown = sorted(self.perception.cameras - named)
+        if unknown:
+            have = ", ".join(sorted(named)) or "none configured"
+            raise ValueError(
+                f"perception zones or rules name camera(s) {', '.join(unknown)}, "
+                f"which [[cameras]] does not define (cameras: {have})"
+            )
+        return self
 
 
 def load_settings(path: Path | None = None) -> AgentSettings:

@@ -14,9 +14,10 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from edge_agent import __version__
@@ -25,6 +26,10 @@ from edge_agent.downlink import CommandExecutor, ReplayCache
 from edge_agent.errors import AgentError, ConfigError
 from edge_agent.metrics import AgentMetrics
 from edge_agent.outbox import Outbox, OutboxStats
+from edge_agent.perception.detector import ModelError
+from edge_agent.perception.pipeline import ActiveModel, local_model
+from edge_agent.perception.rules import ConditionChange, stale_conditions
+from edge_agent.perception.service import Perception
 from edge_agent.robot import NoRobot, RobotAdapter
 from edge_agent.robot.link import LinkedRobot
 from edge_agent.robot.mqtt import MqttRobot
@@ -38,7 +43,9 @@ from protocol import (
     Channel,
     DeviceState,
     Event,
+    KnownEvent,
     PriorityClass,
+    Severity,
     TelemetryPoint,
     encode,
 )
@@ -51,6 +58,11 @@ STATUS_INTERVAL_S = 1.0
 HARDWARE_CONDITION = "hardware"
 
 
+"""Name of the local stop condition the hardware input holds."""
+LOCAL_STOP_REQUEST = "estop.request"
+"""File `edge-agent estop` writes (the reason) before signalling the running agent."""
+
+
 def _ros_adapter() -> type[LinkedRobot]:
     """The ROS 2 adapter, imported only when configured (rclpy is the optional `ros` extra)."""
     try:
@@ -61,11 +73,6 @@ def _ros_adapter() -> type[LinkedRobot]:
             f"pip install 'outpost[ros]' (importing them failed: {exc})"
         ) from exc
     return RosRobot
-
-
-"""Name of the local stop condition the hardware input holds."""
-LOCAL_STOP_REQUEST = "estop.request"
-"""File `edge-agent estop` writes (the reason) before signalling the running agent."""
 
 
 class _Shutdown(Exception):
@@ -89,6 +96,8 @@ class Agent:
         self._robot: RobotAdapter = NoRobot()
         self._robot_points: Callable[[TelemetryPoint], None] = lambda _p: None
         self._background: set[asyncio.Task[None]] = set()
+        self._model: ActiveModel | None = None
+        self.perception: Perception | None = None
 
     def stop(self) -> None:
         """Ask the agent to flush and exit (what SIGTERM does)."""
@@ -144,6 +153,20 @@ class Agent:
             on_flush=uplink.notify,
         )
         self._robot_points = batcher.add
+        await self._clear_stale_conditions()
+        if cfg.perception.model is not None:
+            self._model = await self._load_local_model(cfg.perception.model, outbox)
+        self.perception = Perception(
+            cfg.cameras,
+            cfg.perception,
+            outbox,
+            data_dir=cfg.device.data_dir,
+            models=lambda: self._model,
+            on_conditions=self._rule_conditions,
+            on_point=batcher.add,
+            held=self.supervisor.conditions,
+            notify=uplink.notify,
+        )
         metrics = AgentMetrics.serve(cfg.metrics.host, cfg.metrics.port)
         logger.info(
             "agent %s starting: device %s, stream %s", __version__, cfg.device.id, outbox.stream
@@ -174,6 +197,8 @@ class Agent:
                 tg.create_task(self._safety_loop(uplink), name="safety")
                 if isinstance(self._robot, LinkedRobot):
                     tg.create_task(self._robot.run(), name="robot")
+                if self.perception is not None:
+                    tg.create_task(self.perception.run(), name="perception")
                 tg.create_task(self._local_stop_loop(uplink, outbox), name="local-estop")
                 tg.create_task(self._wait_for_stop(), name="stop")
         except* _Shutdown:
@@ -196,6 +221,42 @@ class Agent:
         else:
             adapter = MqttRobot if self.settings.robot.adapter == "mqtt" else WebSocketRobot
         return adapter(self.settings, on_point=lambda p: self._robot_points(p), on_event=on_event)
+
+    async def _load_local_model(self, path: Path, outbox: Outbox) -> ActiveModel | None:
+        """`[perception] model`: load it; a model that cannot serve is reported, not fatal."""
+        try:
+            model = await asyncio.to_thread(local_model, path, self.settings.perception.detector)
+            await asyncio.to_thread(model.detector.warm_up)
+        except (ModelError, OSError) as exc:
+            logger.error("model %s cannot serve: %s", path, exc)  # noqa: TRY400 - reason is enough
+            detail = {"path": str(path), "reason": str(exc)[:500]}
+            event = Event(
+                ts=_utcnow(),
+                type=KnownEvent.MODEL_REJECTED,
+                severity=Severity.CRITICAL,
+                detail=detail,
+            )
+            await outbox.put(Channel.EVENTS, encode(event))
+            return None
+        logger.info("model %s %s serving from %s", model.ref.name, model.ref.version, path)
+        return model
+
+    async def _clear_stale_conditions(self) -> None:
+        """Rule conditions persisted by a rule that no longer exists would block release forever."""
+        assert self.executor is not None  # noqa: S101 - set before
+        for name in stale_conditions(self.settings.perception, self.supervisor.conditions):
+            logger.warning("clearing stop condition %s: no stop rule owns it any more", name)
+            await self.executor.apply(self.supervisor.set_condition(name, None, _utcnow()))
+
+    async def _rule_conditions(self, changes: Sequence[ConditionChange]) -> None:
+        """A local stop rule started or stopped holding: the supervisor decides, now."""
+        assert self.executor is not None  # noqa: S101 - set before the loops start
+        now = _utcnow()
+        for change in changes:
+            decision = self.supervisor.set_condition(
+                change.name, change.reason, now, source=StopSource.RULE
+            )
+            await self.executor.apply(decision)
 
     async def _safety_loop(self, uplink: Uplink) -> None:
         """Deadlines and watchdogs, every control period."""

@@ -23,13 +23,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 import psutil
 
 from edge_agent.config import HostSource, OutboxSource, SyntheticSource
 from edge_agent.outbox import Outbox
 from protocol import Channel, TelemetryBatch, TelemetryPoint, encode
+from protocol.models import WireModel
+
+T = TypeVar("T")
 
 Emit = Callable[[TelemetryPoint], None]
 
@@ -160,30 +163,33 @@ def build_source(
     return SOURCE_TYPES[config.type](config, context)
 
 
-class Batcher:
-    """Collects points; writes one `telemetry` row per `max_points` or `max_delay_s`."""
+class OutboxBatcher(Generic[T]):
+    """Collects items; writes one outbox row per `max_items` or `max_delay_s`."""
 
     def __init__(
         self,
         outbox: Outbox,
+        channel: Channel,
+        wrap: Callable[[list[T]], WireModel],
         *,
-        max_points: int,
+        max_items: int,
         max_delay_s: float,
         on_flush: Callable[[], None] = lambda: None,
     ) -> None:
-        self._outbox, self._max_points, self._max_delay = outbox, max_points, max_delay_s
+        self._outbox, self._channel, self._wrap = outbox, channel, wrap
+        self._max_items, self._max_delay = max_items, max_delay_s
         self._on_flush = on_flush
-        self._points: list[TelemetryPoint] = []
+        self._items: list[T] = []
         self._full = asyncio.Event()
 
-    def add(self, point: TelemetryPoint) -> None:
-        """Take one point (never blocks)."""
-        self._points.append(point)
-        if len(self._points) >= self._max_points:
+    def add(self, item: T) -> None:
+        """Take one item (never blocks)."""
+        self._items.append(item)
+        if len(self._items) >= self._max_items:
             self._full.set()
 
     async def run(self) -> None:
-        """Flush when full or when the oldest point has waited `max_delay_s`."""
+        """Flush when full or when the oldest item has waited `max_delay_s`."""
         while True:
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
             # that races the event, and this loop would then never stop.
@@ -193,10 +199,31 @@ class Batcher:
             await self.flush()
 
     async def flush(self) -> None:
-        """Write everything collected so far, in batches of at most `max_points`."""
+        """Write everything collected so far, in rows of at most `max_items`."""
         self._full.clear()
-        while self._points:
-            chunk = self._points[: self._max_points]
-            del self._points[: self._max_points]
-            await self._outbox.put(Channel.TELEMETRY, encode(TelemetryBatch(points=chunk)))
+        while self._items:
+            chunk = self._items[: self._max_items]
+            del self._items[: self._max_items]
+            await self._outbox.put(self._channel, encode(self._wrap(chunk)))
         self._on_flush()
+
+
+class Batcher(OutboxBatcher[TelemetryPoint]):
+    """Telemetry points into `telemetry` rows."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        *,
+        max_points: int,
+        max_delay_s: float,
+        on_flush: Callable[[], None] = lambda: None,
+    ) -> None:
+        super().__init__(
+            outbox,
+            Channel.TELEMETRY,
+            lambda points: TelemetryBatch(points=points),
+            max_items=max_points,
+            max_delay_s=max_delay_s,
+            on_flush=on_flush,
+        )

@@ -21,6 +21,7 @@ import contextlib
 import socket
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BufferedIOBase
 from types import TracebackType
@@ -82,8 +83,16 @@ class MjpegServer:
     """An MJPEG camera on 127.0.0.1 that can be killed and brought back on the same port."""
 
     def __init__(
-        self, *, fps: float = 20.0, width: int = 160, height: int = 120, path: str = "/stream.mjpg"
+        self,
+        *,
+        fps: float = 20.0,
+        width: int = 160,
+        height: int = 120,
+        path: str = "/stream.mjpg",
+        draw: Callable[[int, int, int], bytes] | None = None,
     ) -> None:
+        """`draw(n, width, height)` gives frame n's JPEG (default: a moving square)."""
+        self.draw = draw or draw_frame
         self.fps = fps
         self.width = width
         self.height = height
@@ -166,7 +175,7 @@ class MjpegServer:
             with self._lock:
                 n = self.frames_sent
                 self.frames_sent += 1
-            jpeg = draw_frame(n, self.width, self.height)
+            jpeg = self.draw(n, self.width, self.height)
             head = (
                 f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
             )

@@ -1,0 +1,275 @@
+"""One camera's perception pipeline: frame → detector → rules → results, off the event loop.
+
+`FramePipeline.process(frame)` is the synchronous core, run in a worker thread per
+frame (the camera hands over only its newest frame, so a slow model drops frames,
+never queues them): detect with whatever model is active *now* (a model swap takes
+effect between two frames), evaluate the zones and rules, count drift statistics,
+offer the frame to the retraining capture, and draw a snapshot when a rule fired.
+
+`run_pipeline` is the async side: for each processed frame it first hands stop
+condition changes to the safety supervisor (the stop path never waits behind the
+rest), then queues the rule events, the frame result, the drift points and the
+snapshot for the outbox.
+
+Example:
+    pipeline = FramePipeline(camera_section, perception_section, models.active, data_dir)
+    await run_pipeline(camera, pipeline, sinks)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import cv2
+import numpy as np
+from pydantic import Field
+
+from edge_agent.perception.camera import Camera, CameraEnded, CameraFrame
+from edge_agent.perception.camera_config import CameraSection
+from edge_agent.perception.camera_sources import Image
+from edge_agent.perception.capture import CaptureSection, CaptureStore
+from edge_agent.perception.detector import Detector, DetectorOptions
+from edge_agent.perception.drift import DriftSection, DriftWindow
+from edge_agent.perception.rules import (
+    ConditionChange,
+    PerceptionRules,
+    RuleEngine,
+    RuleHit,
+    unknown_classes,
+)
+from edge_agent.sections import PositiveSeconds
+from protocol import Event, TelemetryPoint
+from protocol.models import (
+    MAX_FRAME_JPEG_BYTES,
+    MAX_OBJECTS_PER_FRAME,
+    Frame,
+    FrameResult,
+    ModelRef,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class PerceptionSection(PerceptionRules):
+    """`[perception]`: the detector, zones and rules, drift windows, capture, batching."""
+
+    model: Path | None = None
+    """A local ONNX model to run when no model was activated from the hub (field use)."""
+    detector: DetectorOptions = DetectorOptions()
+    drift: DriftSection = DriftSection()
+    capture: CaptureSection = CaptureSection()
+    batch_frames: Annotated[int, Field(ge=1, le=500)] = 50
+    """Frame results per `detections` message."""
+    batch_delay_s: PositiveSeconds = 1.0
+    """The longest a frame result waits for its batch."""
+    send_empty_frames: bool = False
+    """Also send frames with nothing detected (the hub then sees every processed frame)."""
+    snapshot_width: Annotated[int, Field(ge=64, le=4096)] = 640
+    """Snapshots of rule hits are scaled to this width."""
+    snapshot_max_bytes: Annotated[int, Field(ge=10_000, le=MAX_FRAME_JPEG_BYTES)] = 200_000
+    """JPEG quality is lowered until a snapshot fits."""
+
+
+@dataclass(frozen=True)
+class ActiveModel:
+    """The detector serving now and how results name it."""
+
+    detector: Detector
+    ref: ModelRef
+    baseline: dict[str, list[float]] | None = None
+
+
+ModelProvider = Callable[[], ActiveModel | None]
+
+
+@dataclass(frozen=True)
+class Processed:
+    """What one frame produced."""
+
+    frame: CameraFrame
+    result: FrameResult
+    hits: tuple[RuleHit, ...]
+    changes: tuple[ConditionChange, ...]
+    drift: list[TelemetryPoint]
+    snapshot: Frame | None
+    detected_at: float
+    """`time.monotonic()` when detection and rules were done for this frame."""
+
+
+def local_model(path: Path, options: DetectorOptions) -> ActiveModel:
+    """A model file configured by hand: named after the file, versioned by its hash."""
+    detector = Detector(path, options)
+    sha = detector.info.sha256
+    return ActiveModel(
+        detector, ModelRef(name=path.stem[:64] or "model", version=sha[:12], sha256=sha)
+    )
+
+
+class FramePipeline:
+    """One camera's synchronous per-frame work (call `process` from one thread at a time)."""
+
+    def __init__(
+        self,
+        camera: CameraSection,
+        cfg: PerceptionSection,
+        models: ModelProvider,
+        data_dir: Path,
+        *,
+        held: dict[str, str] | None = None,
+    ) -> None:
+        self.camera, self.cfg, self._models = camera.name, cfg, models
+        self.rules = RuleEngine(cfg, camera=camera.name, held=held)
+        self.capture = (
+            CaptureStore.from_section(cfg.capture, data_dir) if cfg.capture.enabled else None
+        )
+        self._drift: DriftWindow | None = None
+        self._drift_model: ModelRef | None = None
+        self.frames = 0
+
+    def process(self, frame: CameraFrame) -> Processed | None:
+        """Detect, evaluate, count; None when no model is active."""
+        active = self._models()
+        if active is None:
+            return None
+        found = active.detector.detect(frame.image)
+        objects = found.objects[:MAX_OBJECTS_PER_FRAME]
+        evaluation = self.rules.evaluate(frame.ts, objects)
+        detected_at = time.monotonic()
+        result = FrameResult(
+            ts=frame.ts,
+            frame_id=frame.frame_id,
+            camera=self.camera,
+            model=active.ref,
+            objects=objects,
+            latency_ms=round(found.latency_ms, 3),
+            zones=evaluation.zones,
+        )
+        self.frames += 1
+        drift = (
+            self._drift_window(active).add(frame.ts, objects, frame.image)
+            if self.cfg.drift.enabled
+            else []
+        )
+        if self.capture is not None:
+            self.capture.offer(result, frame.image)
+        snapshot = self._snapshot(frame, result, evaluation.hits) if evaluation.hits else None
+        return Processed(
+            frame, result, evaluation.hits, evaluation.changes, drift, snapshot, detected_at
+        )
+
+    def _drift_window(self, active: ActiveModel) -> DriftWindow:
+        if self._drift is None or self._drift_model != active.ref:
+            classes = active.detector.info.classes
+            missing = unknown_classes(self.cfg, classes)
+            if missing:
+                logger.warning(
+                    "camera %s: rules name classes model %s %s lacks: %s",
+                    self.camera, active.ref.name, active.ref.version, missing,
+                )  # fmt: skip
+            self._drift = DriftWindow(
+                self.cfg.drift,
+                classes,
+                tags={"camera": self.camera, "model": active.ref.name[:64]},
+                baseline=active.baseline,
+            )
+            self._drift_model = active.ref
+        return self._drift
+
+    def _snapshot(
+        self, frame: CameraFrame, result: FrameResult, hits: Sequence[RuleHit]
+    ) -> Frame | None:
+        image = annotate(frame.image, result, {h.rule for h in hits})
+        scale = min(1.0, self.cfg.snapshot_width / image.shape[1])
+        if scale < 1.0:
+            size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+            image = np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), np.uint8)
+        jpeg = fit_jpeg(image, self.cfg.snapshot_max_bytes)
+        if jpeg is None:
+            return None
+        return Frame(
+            ts=frame.ts,
+            frame_id=frame.frame_id,
+            camera=self.camera,
+            width=image.shape[1],
+            height=image.shape[0],
+            jpeg=jpeg,
+        )
+
+
+def annotate(image: Image, result: FrameResult, rules: set[str]) -> Image:
+    """A copy of the frame with every box, its class and confidence, and the rules that fired."""
+    out = image.copy()
+    h, w = out.shape[:2]
+    in_zone = {i for members in result.zones.values() for i in members}
+    for i, obj in enumerate(result.objects):
+        p1 = (round(obj.box.x1 * w), round(obj.box.y1 * h))
+        p2 = (round(obj.box.x2 * w), round(obj.box.y2 * h))
+        colour = (0, 0, 255) if i in in_zone else (0, 200, 0)
+        cv2.rectangle(out, p1, p2, colour, 2)
+        label = f"{obj.cls} {obj.conf:.2f}"
+        cv2.putText(
+            out, label, (p1[0], max(12, p1[1] - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1
+        )
+    banner = "rule: " + ", ".join(sorted(rules))
+    cv2.putText(out, banner, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 255), 2)
+    return out
+
+
+def fit_jpeg(image: Image, max_bytes: int) -> bytes | None:
+    """The best-quality JPEG of the image under `max_bytes` (quality 85 down to 25)."""
+    for quality in (85, 70, 55, 40, 25):
+        ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if ok and encoded.nbytes <= max_bytes:
+            return encoded.tobytes()
+    return None
+
+
+@dataclass
+class PipelineSinks:
+    """Where the pipeline's output goes (the agent wires these to the supervisor and outbox)."""
+
+    conditions: Callable[[Sequence[ConditionChange], float], Awaitable[None]]
+    """Stop condition changes, with the `detected_at` of their frame: first, always."""
+    result: Callable[[FrameResult], None]
+    events: Callable[[Sequence[Event]], Awaitable[None]]
+    points: Callable[[TelemetryPoint], None]
+    snapshot: Callable[[Frame], Awaitable[None]]
+
+
+async def run_pipeline(camera: Camera, pipeline: FramePipeline, sinks: PipelineSinks) -> None:
+    """Process the camera's frames until it ends or the task is cancelled."""
+    idle_logged = False
+    try:
+        async for frame in camera.frames():
+            processed = await asyncio.to_thread(pipeline.process, frame)
+            if processed is None:
+                if not idle_logged:
+                    logger.warning(
+                        "camera %s: no model is active; frames are not processed", pipeline.camera
+                    )
+                    idle_logged = True
+                continue
+            idle_logged = False
+            await deliver(processed, pipeline.cfg, sinks)
+    except CameraEnded:
+        logger.info("camera %s ended", pipeline.camera)
+
+
+async def deliver(processed: Processed, cfg: PerceptionSection, sinks: PipelineSinks) -> None:
+    """Hand one processed frame's output on: the stop path first."""
+    if processed.changes:
+        await sinks.conditions(processed.changes, processed.detected_at)
+    if processed.hits:
+        await sinks.events([hit.event() for hit in processed.hits])
+    if processed.result.objects or cfg.send_empty_frames:
+        sinks.result(processed.result)
+    for point in processed.drift:
+        sinks.points(point)
+    if processed.snapshot is not None:
+        await sinks.snapshot(processed.snapshot)

@@ -1,0 +1,153 @@
+"""`edge-agent run` with a camera: a real MJPEG stream, a real ultralytics-exported model.
+
+The stream shows the shapes the tiny model was trained on; a stop rule watches a
+danger zone covering the frame. Detections, the critical `rule_fired` event and a
+snapshot reach the broker; the stop latches with source `rule` and a release is
+refused while the rule holds; killing the stream reports `camera_lost`, bringing
+it back `camera_restored`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import tomli_w
+
+from protocol import Channel, CommandType, DetectionBatch, Event, KnownEvent, Severity
+from protocol.models import Frame, ReleaseParams
+from protocol.signing import public_key_to_text
+from tests.edge_agent.mjpeg_server import MjpegServer
+from tests.edge_agent.ultralytics_model import CLASSES, draw_scene
+from tests.integration.edge.robotrig import (
+    HUB_KEY,
+    engaged,
+    send_and_collect,
+    signed,
+    status,
+)
+from tests.integration.harness import (
+    AgentProcess,
+    WatermarkResponder,
+    agent_config,
+    running_responder,
+    wait_for,
+)
+
+WHOLE_FRAME = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
+
+
+def scene(n: int, width: int, height: int) -> bytes:
+    image = draw_scene(np.random.default_rng(n % 16), height, width, shapes=3)[0]
+    return cv2.imencode(".jpg", image)[1].tobytes()
+
+
+@pytest.fixture
+def stream() -> Iterator[MjpegServer]:
+    server = MjpegServer(fps=10, width=320, height=240, draw=scene)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def bodies(responder: WatermarkResponder, device: str, kind: Channel) -> list[object]:
+    return [
+        a.envelope.body
+        for a in list(responder.arrivals)
+        if a.device == device and a.envelope.kind == kind
+    ]
+
+
+def events(responder: WatermarkResponder, device: str, kind: KnownEvent) -> list[Event]:
+    return [
+        e
+        for e in bodies(responder, device, Channel.EVENTS)
+        if isinstance(e, Event) and e.type == kind
+    ]
+
+
+@pytest.mark.timeout(180)
+def test_camera_model_and_danger_rule_through_a_real_agent(
+    tmp_path: Path, mqtt_url: str, run_id: str, stream: MjpegServer, tiny_yolo_onnx: Path
+) -> None:
+    device = f"cam-{run_id}"
+    data = tmp_path / "data"
+    cfg = agent_config(
+        tmp_path / "agent.toml",
+        device=device,
+        data_dir=data,
+        mqtt_url=mqtt_url,
+        hub={"public_key": public_key_to_text(HUB_KEY.public_key())},
+    )
+    camera = {
+        "name": "front",
+        "source": stream.url,
+        "fps": 5,
+        "reconnect_initial_s": 0.2,
+        "reconnect_max_s": 1,
+    }
+    perception = {
+        "model": str(tiny_yolo_onnx),
+        "batch_delay_s": 0.2,
+        "detector": {"conf": 0.05},
+        "zones": [{"name": "danger", "camera": "front", "polygon": WHOLE_FRAME}],
+        "rules": [
+            {
+                "name": "shape-in-danger",
+                "classes": list(CLASSES),
+                "zone": "danger",
+                "min_conf": 0.05,
+                "action": "stop",
+            }
+        ],
+    }
+    cfg.write_text(cfg.read_text() + tomli_w.dumps({"cameras": [camera], "perception": perception}))
+    agent = AgentProcess(cfg, tmp_path / "agent.log")
+    with running_responder(mqtt_url, client_id=f"resp-{run_id}") as responder:
+        agent.start()
+        try:
+            wait_for(lambda: engaged(data), 60, "the danger-zone stop")
+            assert status(data)["estop"]["source"] == "rule"
+            wait_for(
+                lambda: bool(events(responder, device, KnownEvent.RULE_FIRED)), 20, "rule_fired"
+            )
+            fired = events(responder, device, KnownEvent.RULE_FIRED)[0]
+            assert fired.severity == Severity.CRITICAL
+            wait_for(lambda: bool(bodies(responder, device, Channel.DETECTIONS)), 20, "detections")
+            batch = bodies(responder, device, Channel.DETECTIONS)[0]
+            assert isinstance(batch, DetectionBatch)
+            frame = batch.frames[0]
+            assert frame.camera == "front"
+            assert frame.model.name == tiny_yolo_onnx.stem
+            assert frame.objects
+            assert frame.zones["danger"]
+            wait_for(lambda: bool(bodies(responder, device, Channel.FRAMES)), 20, "a snapshot")
+            snapshot = bodies(responder, device, Channel.FRAMES)[0]
+            assert isinstance(snapshot, Frame)
+            assert snapshot.camera == "front"
+
+            # The shapes stay in the zone: the rule holds and release is refused.
+            held = signed(device, CommandType.RELEASE, ReleaseParams(reason="try"))
+            acks = asyncio.run(send_and_collect(mqtt_url, device, [held], until_acks=2))
+            assert acks[-1]["status"] == "failed", acks
+            assert "rule:shape-in-danger" in acks[-1]["detail"]
+
+            stream.stop()
+            wait_for(
+                lambda: bool(events(responder, device, KnownEvent.CAMERA_LOST)), 20, "camera_lost"
+            )
+            stream.start()
+            wait_for(
+                lambda: bool(events(responder, device, KnownEvent.CAMERA_RESTORED)),
+                20,
+                "camera_restored",
+            )
+            assert agent.terminate() == 0
+        finally:
+            agent.ensure_stopped()
