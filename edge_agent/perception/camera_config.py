@@ -8,6 +8,7 @@ One string says where frames come from; its form picks the source kind:
 | `file:PATH` or a plain path                          | `file`   |
 | `rtsp://…`, `rtsps://…`                              | `rtsp`   |
 | `http://…`, `https://…` (MJPEG)                      | `http`   |
+| `ros2:TOPIC` (a `sensor_msgs/Image` topic)            | `ros2`   |
 
 Adding a kind (the ROS 2 image topic, say): its name in `SourceKind`, its form in
 `parse_source` (a URL scheme is one row in `_SCHEMES`), and its factory in
@@ -32,14 +33,15 @@ from pydantic import AfterValidator, Field, StringConstraints, field_validator, 
 
 from edge_agent.sections import PositiveSeconds, Section
 
-SourceKind = Literal["device", "file", "rtsp", "http"]
+SourceKind = Literal["device", "file", "rtsp", "http", "ros2"]
 
 CAMERA_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}$"
 
 ALLOWED_SOURCES = (
     "a device index (`0` or `device:0`, or `device:/dev/video0`), "
     "a video file (`file:PATH` or a plain path), "
-    "an RTSP URL (`rtsp://HOST[:PORT]/PATH`) or an MJPEG URL (`http(s)://HOST[:PORT]/PATH`)"
+    "an RTSP URL (`rtsp://HOST[:PORT]/PATH`), an MJPEG URL (`http(s)://HOST[:PORT]/PATH`) "
+    "or a ROS 2 image topic (`ros2:/camera/image_raw`)"
 )
 
 # URL scheme -> kind. A scheme outside this table is an error, not a file name.
@@ -76,6 +78,8 @@ def parse_source(text: str) -> SourceSpec:
         return SourceSpec("device", text)
     if text.startswith("device:"):
         return _device(text.removeprefix("device:"))
+    if text.startswith("ros2:"):
+        return _ros_topic(text.removeprefix("ros2:"))
     if text.startswith("file:"):
         path = text.removeprefix("file:").removeprefix("//")
         if not path:
@@ -92,6 +96,14 @@ def _device(target: str) -> SourceSpec:
     raise ValueError(
         f"device {target!r} is neither an index (0-999) nor /dev/videoN; "
         "use `device:0` or `device:/dev/video0`"
+    )
+
+
+def _ros_topic(topic: str) -> SourceSpec:
+    if re.fullmatch(r"/?[A-Za-z~][A-Za-z0-9_]*(/[A-Za-z][A-Za-z0-9_]*)*", topic):
+        return SourceSpec("ros2", topic)
+    raise ValueError(
+        f"ROS 2 topic {topic!r} is not a valid topic name; use `ros2:/camera/image_raw`"
     )
 
 
@@ -150,6 +162,8 @@ class CameraSection(Section):
     reconnect_initial_s: PositiveSeconds = 0.5
     """First delay before reopening a lost source; doubles up to `reconnect_max_s`."""
     reconnect_max_s: PositiveSeconds = 30.0
+    ros_domain_id: Annotated[int, Field(ge=0, le=232)] | None = None
+    """`ros2:` sources only: the ROS domain (None: the environment's ROS_DOMAIN_ID)."""
 
     @field_validator("source")
     @classmethod
@@ -164,6 +178,8 @@ class CameraSection(Section):
                 f"width/height apply to device sources only, not to {self.kind} "
                 f"{self.display_source!r}; remove them"
             )
+        if self.ros_domain_id is not None and self.kind != "ros2":
+            raise ValueError(f"ros_domain_id applies to ros2: sources only, not to {self.kind}")
         if self.reconnect_max_s < self.reconnect_initial_s:
             raise ValueError(
                 f"reconnect_max_s ({self.reconnect_max_s}) is below reconnect_initial_s "
@@ -178,7 +194,7 @@ class CameraSection(Section):
 
     @property
     def kind(self) -> SourceKind:
-        """`device`, `file`, `rtsp` or `http`."""
+        """`device`, `file`, `rtsp`, `http` or `ros2`."""
         return self.spec.kind
 
     @property

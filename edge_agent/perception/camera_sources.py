@@ -269,11 +269,24 @@ class StreamSource(_OpenCvSource):
         return image
 
 
+def _ros_source(section: CameraSection) -> FrameSource:
+    """A `ros2:` camera; rclpy (the `ros` extra) is imported only when one is configured."""
+    try:
+        from edge_agent.perception.camera_ros import RosImageSource
+    except ImportError as exc:
+        raise SourceUnavailable(
+            f"camera {section.name!r} reads a ROS 2 topic, which needs the `ros` extra: "
+            f"pip install 'outpost[ros]' ({exc})"
+        ) from exc
+    return RosImageSource.from_section(section)
+
+
 SOURCE_FACTORIES: dict[SourceKind, SourceFactory] = {
     "device": DeviceSource.from_section,
     "file": FileSource.from_section,
     "rtsp": StreamSource.from_section,
     "http": StreamSource.from_section,
+    "ros2": _ros_source,
 }
 """Each source kind's plugin; a new kind adds its factory here (imports inside it stay lazy)."""
 
