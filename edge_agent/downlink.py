@@ -10,13 +10,14 @@ in a replay cache on disk, so a command replayed after a restart is refused too.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from edge_agent.errors import AgentError
 from edge_agent.files import write_atomic
 from edge_agent.outbox import Outbox
 from edge_agent.robot import RobotAdapter, RobotUnavailable
@@ -38,6 +39,8 @@ from protocol import (
 from protocol.models import ReleaseParams, StopSource
 
 logger = logging.getLogger(__name__)
+
+CommandHandler = Callable[[Command], Awaitable[str]]
 
 REPLAY_KEEP = timedelta(hours=1)
 """How long past its expiry a command id is remembered (beyond any clock skew)."""
@@ -92,13 +95,21 @@ class CommandExecutor:
         self.supervisor, self._robot, self._outbox = supervisor, robot, outbox
         self._replay, self.notify, self._clock = replay, notify, clock
         self.last_command: str | None = None
+        self.handlers: dict[CommandType, CommandHandler] = {}
+        """Commands that do not move the robot (`capture`, ...): the handler's text is the
+        `done` ack's detail; an `AgentError` fails the command with its message."""
+        self.on_model: Callable[[bytes], Awaitable[None]] | None = None
+        """Where a `model` assignment goes (the model manager)."""
 
     async def handle(self, channel: Channel, payload: bytes) -> None:
         """The uplink's downlink hook."""
         if channel is Channel.CMD:
             await self.command(payload)
         elif channel is Channel.MODEL:
-            logger.info("model assignment received; model rollout is not built yet (issue #6)")
+            if self.on_model is None:
+                logger.warning("model assignment received but this agent runs no perception")
+                return
+            await self.on_model(payload)
 
     async def command(self, payload: bytes) -> None:
         """Verify one command and carry it out."""
@@ -118,6 +129,10 @@ class CommandExecutor:
         self._replay.add(cmd.cmd_id, cmd.expires_at)
         self.last_command = f"{cmd.type.value} {cmd.cmd_id} at {now:%H:%M:%S}"
         await self._ack(cmd.cmd_id, AckStatus.RECEIVED, now)
+        handler = self.handlers.get(cmd.type)
+        if handler is not None:
+            await self._handled(cmd, handler)
+            return
         decision = self._decide(cmd, now)
         await self.apply(decision)
         if not decision.accepted:
@@ -135,6 +150,14 @@ class CommandExecutor:
         moving = any(isinstance(a, Drive | FollowPath) for a in decision.actions)
         status = AckStatus.EXECUTING if moving else AckStatus.DONE
         await self._ack(cmd.cmd_id, status, self._clock())
+
+    async def _handled(self, cmd: Command, handler: CommandHandler) -> None:
+        try:
+            detail = await handler(cmd)
+        except AgentError as exc:
+            await self._ack(cmd.cmd_id, AckStatus.FAILED, self._clock(), detail=str(exc)[:1000])
+            return
+        await self._ack(cmd.cmd_id, AckStatus.DONE, self._clock(), detail=detail[:1000] or None)
 
     def _decide(self, cmd: Command, now: datetime) -> Decision:
         if cmd.type is CommandType.ESTOP:

@@ -49,7 +49,7 @@ from protocol import (
     TelemetryPoint,
     encode,
 )
-from protocol.models import StopSource
+from protocol.models import CaptureParams, Command, CommandType, StopSource
 from protocol.signing import public_key_from_text
 
 logger = logging.getLogger(__name__)
@@ -167,6 +167,7 @@ class Agent:
             held=self.supervisor.conditions,
             notify=uplink.notify,
         )
+        executor.handlers[CommandType.CAPTURE] = self._capture
         metrics = AgentMetrics.serve(cfg.metrics.host, cfg.metrics.port)
         logger.info(
             "agent %s starting: device %s, stream %s", __version__, cfg.device.id, outbox.stream
@@ -247,6 +248,15 @@ class Agent:
         for name in stale_conditions(self.settings.perception, self.supervisor.conditions):
             logger.warning("clearing stop condition %s: no stop rule owns it any more", name)
             await self.executor.apply(self.supervisor.set_condition(name, None, _utcnow()))
+
+    async def _capture(self, command: Command) -> str:
+        """`capture`: send the frames kept for retraining to the hub through the outbox."""
+        if self.perception is None or not any(p.capture for p in self.perception.pipelines):
+            raise AgentError("capture is off on this device ([perception.capture] enabled = false)")
+        params = command.params
+        wanted = params.max_frames if isinstance(params, CaptureParams) else 100
+        sent = await self.perception.upload_captures(wanted)
+        return f"{sent} captured frame(s) queued for the hub"
 
     async def _rule_conditions(self, changes: Sequence[ConditionChange]) -> None:
         """A local stop rule started or stopped holding: the supervisor decides, now."""

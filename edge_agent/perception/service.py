@@ -15,20 +15,26 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
+import cv2
+import numpy as np
+import orjson
+
 from edge_agent.outbox import Outbox
-from edge_agent.perception.camera import Camera
+from edge_agent.perception.camera import Camera, CameraError
 from edge_agent.perception.camera_config import CameraSection
+from edge_agent.perception.capture import Captured, upload_pending
 from edge_agent.perception.pipeline import (
     FramePipeline,
     ModelProvider,
     PerceptionSection,
     PipelineSinks,
+    fit_jpeg,
     run_pipeline,
 )
 from edge_agent.perception.rules import ConditionChange
 from edge_agent.telemetry import OutboxBatcher
 from protocol import Channel, DetectionBatch, Event, FrameResult, TelemetryPoint, encode
-from protocol.models import Frame
+from protocol.models import MAX_FRAME_JPEG_BYTES, Frame
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +120,59 @@ class Perception:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    async def upload_captures(self, max_frames: int) -> int:
+        """The `capture` command: queue up to `max_frames` captured frames (oldest first) for the
+        hub, each as a `frames` JPEG plus its `detections` result under the same frame id;
+        a frame leaves the capture store once the outbox holds it durably."""
+        uploader = _OutboxUploader(self._outbox)
+        sent = 0
+        for pipeline in self.pipelines:
+            if pipeline.capture is not None and sent < max_frames:
+                sent += await upload_pending(pipeline.capture, uploader, max_frames - sent)
+        if sent:
+            self._notify()
+        return sent
+
     async def _snapshot(self, frame: Frame) -> None:
         await self._outbox.put(Channel.FRAMES, encode(frame))
         self._notify()
+
+
+class _OutboxUploader:
+    """Captured frames travel the outbox like everything else (durable, re-sent, counted)."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        self._outbox = outbox
+
+    async def upload(self, item: Captured, jpeg: bytes, sidecar: bytes) -> None:
+        result = FrameResult.model_validate(orjson.loads(sidecar)["result"])
+        frame = await asyncio.to_thread(_frame_of, result, jpeg)
+        await self._outbox.put_many(
+            [
+                (Channel.FRAMES, encode(frame)),
+                (Channel.DETECTIONS, encode(DetectionBatch(frames=[result]))),
+            ]
+        )
+
+
+def _frame_of(result: FrameResult, jpeg: bytes) -> Frame:
+    """The wire frame of a captured JPEG, re-encoded smaller if it exceeds the frame cap."""
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise CameraError(f"captured frame {result.frame_id} is not a readable JPEG")
+    height, width = image.shape[:2]
+    if len(jpeg) > MAX_FRAME_JPEG_BYTES:
+        smaller = fit_jpeg(np.asarray(image, np.uint8), MAX_FRAME_JPEG_BYTES)
+        if smaller is None:
+            raise CameraError(
+                f"captured frame {result.frame_id} cannot fit {MAX_FRAME_JPEG_BYTES} B"
+            )
+        jpeg = smaller
+    return Frame(
+        ts=result.ts,
+        frame_id=result.frame_id,
+        camera=result.camera,
+        width=width,
+        height=height,
+        jpeg=jpeg,
+    )

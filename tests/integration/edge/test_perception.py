@@ -19,7 +19,7 @@ import pytest
 import tomli_w
 
 from protocol import Channel, CommandType, DetectionBatch, Event, KnownEvent, Severity
-from protocol.models import Frame, ReleaseParams
+from protocol.models import CaptureParams, Frame, ReleaseParams
 from protocol.signing import public_key_to_text
 from tests.edge_agent.mjpeg_server import MjpegServer
 from tests.edge_agent.ultralytics_model import CLASSES, draw_scene
@@ -96,6 +96,7 @@ def test_camera_model_and_danger_rule_through_a_real_agent(
         "model": str(tiny_yolo_onnx),
         "batch_delay_s": 0.2,
         "detector": {"conf": 0.05},
+        "capture": {"enabled": True, "band": [0.0, 1.0], "probability": 1.0, "min_interval_s": 0},
         "zones": [{"name": "danger", "camera": "front", "polygon": WHOLE_FRAME}],
         "rules": [
             {
@@ -137,6 +138,18 @@ def test_camera_model_and_danger_rule_through_a_real_agent(
             acks = asyncio.run(send_and_collect(mqtt_url, device, [held], until_acks=2))
             assert acks[-1]["status"] == "failed", acks
             assert "rule:shape-in-danger" in acks[-1]["detail"]
+
+            # Frames kept for retraining go to the hub on a `capture` command.
+            captured = [f.frame_id for f in bodies(responder, device, Channel.FRAMES)]
+            capture = signed(device, CommandType.CAPTURE, CaptureParams(max_frames=3))
+            acks = asyncio.run(send_and_collect(mqtt_url, device, [capture], until_acks=2))
+            assert acks[-1]["status"] == "done", acks
+            assert acks[-1]["detail"] == "3 captured frame(s) queued for the hub"
+            wait_for(
+                lambda: len(bodies(responder, device, Channel.FRAMES)) >= len(captured) + 3,
+                20,
+                "three captured frames",
+            )
 
             stream.stop()
             wait_for(

@@ -13,13 +13,18 @@ import asyncio
 import secrets
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from bench.rosrobot import RosRobotStandIn
+from protocol import encode
+from protocol.commands import new_command
 from protocol.models import EstopParams, OverrideParams, PathPlanParams, ReleaseParams, Waypoint
+from protocol.signing import generate_private_key, sign
 from tests.integration.edge.robotrig import (
+    HUB_KEY,
     LINK_TIMEOUT_S,
     PERIOD_S,
     CommandType,
@@ -217,3 +222,39 @@ def test_silent_odometry_stops_the_robot(ros_rig: tuple) -> None:
     wait_for(lambda: robot.first_zero_after(silenced) is not None, 5, "the heartbeat stop")
     delay = robot.first_zero_after(silenced) - silenced  # type: ignore[operator]
     print(f"\nodometry silent while moving -> zero Twist after {delay * 1000:.0f} ms")
+
+
+@pytest.mark.timeout(120)
+def test_forged_misaddressed_or_malformed_commands_are_refused_and_nothing_moves(
+    ros_rig: tuple,
+) -> None:
+    hub_broker, robot, _node, _agent, device = ros_rig
+    drive_fast = OverrideParams(linear=0.8, angular=0, duration_s=2)
+    now = datetime.now(UTC)
+    forged = encode(
+        sign(
+            new_command(
+                device, CommandType.OVERRIDE, drive_fast, issued_by="mallory", now=now,
+                ttl=timedelta(seconds=30),
+            ),
+            generate_private_key(),
+        )
+    )  # fmt: skip
+    elsewhere = encode(
+        sign(
+            new_command(
+                "another-robot", CommandType.OVERRIDE, drive_fast, issued_by="op", now=now,
+                ttl=timedelta(seconds=30),
+            ),
+            HUB_KEY,
+        )
+    )  # fmt: skip
+    malformed = b'{"v": "1.0", "cmd_id": "bad-1", "type": "override"}'
+    acks = asyncio.run(
+        send_and_collect(hub_broker.url, device, [forged, elsewhere, malformed], until_acks=3)
+    )
+    reasons = sorted(a.get("reason") for a in acks)
+    assert all(a["status"] == "rejected" for a in acks), acks
+    assert reasons == ["bad_signature", "malformed", "wrong_device"], acks
+    time.sleep(0.5)
+    assert all(v != 0.8 for _at, v in robot.velocities), "a refused command moved the robot"
