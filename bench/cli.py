@@ -182,3 +182,46 @@ def estop_command(
         Console(stderr=True).print(f"[bold red]bench estop could not run:[/] {exc}")
         raise typer.Exit(2) from None
     emit(result, as_json=as_json)
+
+
+@app.command("detect")
+def detect_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    model: Annotated[
+        Path | None,
+        typer.Option(help="YOLO ONNX detector (default: models/default.onnx when present)."),
+    ] = None,
+    seconds: Annotated[
+        float, typer.Option(min=0.1, max=600, help="Seconds per side and thread setting.")
+    ] = 2.0,
+    rounds: Annotated[int, typer.Option(min=1, max=20, help="Rounds; the best is kept.")] = 3,
+) -> None:
+    """Agent detection pipeline FPS against raw session.run, same frames and threads."""
+    from rich.markup import escape
+
+    from bench import detect
+    from edge_agent.bench_detect import BenchError
+    from edge_agent.cli_bench import progress_bar
+    from edge_agent.perception.detector import ModelError
+
+    path = model or detect.default_model()
+    if path is None:
+        _err.print(
+            "[bold red]bench detect needs a model:[/] pass --model PATH, a YOLO ONNX export "
+            f"(Ultralytics YOLOv5/v8/11); this checkout has no {detect.DEFAULT_MODEL}. "
+            "Nothing is downloaded.",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(2)
+    try:
+        with progress_bar(not as_json) as progress:
+            result = detect.run(model=path, seconds=seconds, rounds=rounds, progress=progress)
+    except (BenchError, ModelError) as exc:
+        _err.print(
+            f"[bold red]bench detect could not run:[/] {escape(str(exc))}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(2) from None
+    emit(result, as_json=as_json)

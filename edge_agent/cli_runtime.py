@@ -84,7 +84,13 @@ def status(
     else:
         table.add_row("e-stop", "released")
     table.add_row("last command", escape(str(doc.get("last_command") or "none")))
-    table.add_row("model", str(doc.get("model") or "none"))
+    model = doc.get("model") or {}
+    table.add_row(
+        "model",
+        f"{model.get('name')} {model.get('version')} ({str(model.get('sha256'))[:12]})"
+        if model
+        else "none",
+    )
     _out.print(table)
 
 

@@ -27,6 +27,7 @@ from pydantic_settings import SettingsConfigDict
 
 from edge_agent.errors import ConfigError
 from edge_agent.perception.camera_config import CameraList
+from edge_agent.perception.model_config import ModelSection
 from edge_agent.perception.pipeline import PerceptionSection
 from edge_agent.sections import PositiveSeconds, Section
 from protocol.settings import EnvOverFileSettings, describe_settings_error
@@ -254,6 +255,7 @@ class AgentSettings(EnvOverFileSettings):
     robot: RobotSection = RobotSection()
     cameras: CameraList = Field(default_factory=list)
     perception: PerceptionSection = PerceptionSection()
+    model: ModelSection = ModelSection()
     metrics: MetricsSection = MetricsSection()
 
     @model_validator(mode="after")

@@ -27,6 +27,7 @@ from edge_agent.errors import AgentError, ConfigError
 from edge_agent.metrics import AgentMetrics
 from edge_agent.outbox import Outbox, OutboxStats
 from edge_agent.perception.detector import ModelError
+from edge_agent.perception.models import ModelManager, manager_for
 from edge_agent.perception.pipeline import ActiveModel, local_model
 from edge_agent.perception.rules import ConditionChange, stale_conditions
 from edge_agent.perception.service import Perception
@@ -97,11 +98,17 @@ class Agent:
         self._robot_points: Callable[[TelemetryPoint], None] = lambda _p: None
         self._background: set[asyncio.Task[None]] = set()
         self._model: ActiveModel | None = None
+        self.models: ModelManager | None = None
         self.perception: Perception | None = None
 
     def stop(self) -> None:
         """Ask the agent to flush and exit (what SIGTERM does)."""
         self._stop.set()
+
+    def active_model(self) -> ActiveModel | None:
+        """The model serving now: the one activated from the hub, else `[perception] model`."""
+        managed = self.models.current if self.models is not None else None
+        return managed or self._model
 
     def state(self) -> DeviceState:
         """The retained `state` this agent publishes."""
@@ -119,6 +126,7 @@ class Agent:
             mode=self.supervisor.mode,
             estop=self.supervisor.status,
             buffer=buffer,
+            model=active.ref if (active := self.active_model()) else None,
         )
 
     async def run(self) -> None:
@@ -154,6 +162,11 @@ class Agent:
         )
         self._robot_points = batcher.add
         await self._clear_stale_conditions()
+        self.models = manager_for(
+            cfg, cfg.model, options=cfg.perception.detector, on_event=self._event_sink(outbox)
+        )
+        await self.models.load_active()
+        executor.on_model = self.models.receive
         if cfg.perception.model is not None:
             self._model = await self._load_local_model(cfg.perception.model, outbox)
         self.perception = Perception(
@@ -161,7 +174,7 @@ class Agent:
             cfg.perception,
             outbox,
             data_dir=cfg.device.data_dir,
-            models=lambda: self._model,
+            models=self.active_model,
             on_conditions=self._rule_conditions,
             on_point=batcher.add,
             held=self.supervisor.conditions,
@@ -200,6 +213,8 @@ class Agent:
                     tg.create_task(self._robot.run(), name="robot")
                 if self.perception is not None:
                     tg.create_task(self.perception.run(), name="perception")
+                if self.models is not None:
+                    tg.create_task(self.models.run(), name="models")
                 tg.create_task(self._local_stop_loop(uplink, outbox), name="local-estop")
                 tg.create_task(self._wait_for_stop(), name="stop")
         except* _Shutdown:
@@ -207,15 +222,20 @@ class Agent:
         except* AuthenticationRefused as group:
             raise group.exceptions[0] from None
 
-    def _build_robot(self, outbox: Outbox) -> RobotAdapter:
-        if self.settings.robot.adapter == "none":
-            return NoRobot()
+    def _event_sink(self, outbox: Outbox) -> Callable[[Event], None]:
+        """A synchronous `on_event` for components: the event goes to the outbox (never-drop)."""
 
         def on_event(event: Event) -> None:
             task = asyncio.create_task(outbox.put(Channel.EVENTS, encode(event)))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
+        return on_event
+
+    def _build_robot(self, outbox: Outbox) -> RobotAdapter:
+        if self.settings.robot.adapter == "none":
+            return NoRobot()
+        on_event = self._event_sink(outbox)
         adapter: type[LinkedRobot]
         if self.settings.robot.adapter == "ros":
             adapter = _ros_adapter()
@@ -355,6 +375,7 @@ class Agent:
             self._stats,
             estop=self.supervisor.status.model_dump(mode="json"),
             last_command=self.executor.last_command if self.executor else None,
+            model=active.ref.model_dump(mode="json") if (active := self.active_model()) else None,
         )
         write_status_file(self.settings, snapshot)
 
@@ -376,6 +397,7 @@ def status_snapshot(
     *,
     estop: dict[str, Any] | None = None,
     last_command: str | None = None,
+    model: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What `edge-agent status` shows about a running agent."""
     link = asdict(uplink.status)
@@ -389,7 +411,7 @@ def status_snapshot(
         "link": link,
         "estop": estop,
         "last_command": last_command,
-        "model": None,
+        "model": model,
         "outbox": _stats_json(stats) if stats else None,
     }
 

@@ -16,12 +16,7 @@ _LENIENT = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 # (group path, command, issue that builds it, help)
 PLANNED: tuple[tuple[str, str, int, str], ...] = (
-    ("hub", "init", 7, "Create the first admin user"),
-    ("hub user", "add", 7, "Add a hub user with a role"),
-    ("hub user", "passwd", 7, "Change a user's password"),
-    ("hub user", "list", 7, "List hub users"),
     ("hub token", "create", 7, "Create a single-use enrollment token"),
-    ("hub audit", "verify", 7, "Verify the audit log's hash chain"),
     ("model", "push", 7, "Upload a signed ONNX model with its card"),
     ("model rollout", "status", 7, "Show a rollout's canary progress"),
     ("model rollout", "promote", 7, "Promote a canary rollout to its whole target"),
@@ -32,7 +27,6 @@ PLANNED: tuple[tuple[str, str, int, str], ...] = (
     ("dataset", "check", 9, "Report label errors in a dataset"),
     ("drift", "report", 9, "Drift of devices against their model's baseline"),
     ("capture", "pull", 9, "Fetch frames captured by agents into a dataset"),
-    ("bench", "detect", 6, "Agent detection pipeline FPS against raw session.run"),
     ("bench", "ws", 7, "WebSocket fan-out against websockets.broadcast"),
     ("bench", "gateway", 12, "Gateway-mode inference rate against raw session.run"),
     ("", "demo", 10, "Embedded hub, simulated fleet and dashboard on this machine"),

@@ -9,7 +9,6 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from edge_agent.cli import app as agent_app
 from outpost.cli import app as outpost_app
 from outpost.stubs import NOT_BUILT_EXIT, PLANNED
 
@@ -23,19 +22,6 @@ def test_planned_outpost_commands_say_not_built(path: str, name: str, issue: int
     assert result.exit_code == NOT_BUILT_EXIT
     assert "not built yet" in result.output
     assert f"issue #{issue}" in result.output
-
-
-@pytest.mark.parametrize(
-    "args",
-    [
-        ["model", "rollback"],
-        ["bench", "detect"],
-    ],
-)
-def test_planned_agent_commands_say_not_built(args: list[str]) -> None:
-    result = runner.invoke(agent_app, args)
-    assert result.exit_code == NOT_BUILT_EXIT
-    assert "not built yet" in result.output
 
 
 def test_bench_codec_prints_the_design_shape() -> None:

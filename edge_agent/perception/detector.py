@@ -456,8 +456,7 @@ class Detector:
         """The objects in one BGR uint8 frame (H x W x 3), best first. Blocks."""
         _check_image(image)
         start = time.perf_counter()
-        padded, geometry = letterbox(np.ascontiguousarray(image), self.info.input_size)
-        tensor = to_tensor(padded, self._dtype)
+        tensor, geometry = self.preprocess(image)
         prepared = time.perf_counter()
         output = self.run_raw(tensor)
         inferred = time.perf_counter()
@@ -469,6 +468,11 @@ class Detector:
             infer_ms=(inferred - prepared) * 1000,
             postprocess_ms=(done - inferred) * 1000,
         )
+
+    def preprocess(self, image: npt.NDArray[np.uint8]) -> tuple[Floats, Letterbox]:
+        """A BGR frame as the model's input tensor, and where the frame landed in it."""
+        padded, geometry = letterbox(np.ascontiguousarray(image), self.info.input_size)
+        return to_tensor(padded, self._dtype), geometry
 
     def run_raw(self, tensor: Floats) -> npt.NDArray[np.floating[Any]]:
         """The model's raw output for a prepared `1 x 3 x H x W` tensor: one `session.run`."""

@@ -13,14 +13,16 @@ import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiomqtt
 import cv2
 import numpy as np
 import pytest
 import tomli_w
 
-from protocol import Channel, CommandType, DetectionBatch, Event, KnownEvent, Severity
+from protocol import Channel, CommandType, DetectionBatch, Event, KnownEvent, Severity, topic
 from protocol.models import CaptureParams, Frame, ReleaseParams
 from protocol.signing import public_key_to_text
+from tests.edge_agent import model_rig
 from tests.edge_agent.mjpeg_server import MjpegServer
 from tests.edge_agent.ultralytics_model import CLASSES, draw_scene
 from tests.integration.edge.robotrig import (
@@ -108,7 +110,8 @@ def test_camera_model_and_danger_rule_through_a_real_agent(
             }
         ],
     }
-    cfg.write_text(cfg.read_text() + tomli_w.dumps({"cameras": [camera], "perception": perception}))
+    # Top-level keys must come before any table: the extra settings go first.
+    cfg.write_text(tomli_w.dumps({"cameras": [camera], "perception": perception}) + cfg.read_text())
     agent = AgentProcess(cfg, tmp_path / "agent.log")
     with running_responder(mqtt_url, client_id=f"resp-{run_id}") as responder:
         agent.start()
@@ -164,3 +167,82 @@ def test_camera_model_and_danger_rule_through_a_real_agent(
             assert agent.terminate() == 0
         finally:
             agent.ensure_stopped()
+
+
+@pytest.mark.timeout(180)
+def test_model_assignments_over_mqtt_swap_the_serving_model_or_are_refused(
+    tmp_path: Path, mqtt_url: str, run_id: str, stream: MjpegServer, tiny_yolo_onnx: Path
+) -> None:
+    device = f"mdl-{run_id}"
+    data = tmp_path / "data"
+    cfg = agent_config(
+        tmp_path / "agent.toml",
+        device=device,
+        data_dir=data,
+        mqtt_url=mqtt_url,
+        hub={"public_key": public_key_to_text(model_rig.HUB_KEY.public_key())},
+        mqtt={"username": model_rig.USERNAME, "password": model_rig.PASSWORD},
+    )
+    camera = {"name": "front", "source": stream.url, "fps": 5}
+    perception = {"batch_delay_s": 0.2, "detector": {"conf": 0.05}}
+    # Top-level keys must come before any table: the extra settings go first.
+    cfg.write_text(tomli_w.dumps({"cameras": [camera], "perception": perception}) + cfg.read_text())
+    good = tiny_yolo_onnx.read_bytes()
+    tampered = bytearray(good)
+    tampered[len(tampered) // 2] ^= 0xFF
+    agent = AgentProcess(cfg, tmp_path / "agent.log")
+    with (
+        model_rig.ArtifactServer() as artifacts,
+        running_responder(mqtt_url, client_id=f"resp-{run_id}") as responder,
+    ):
+        v1 = model_rig.manifest_for(
+            good, url=artifacts.serve("/v1.onnx", good), name="shapes", version="1",
+            classes=CLASSES,
+        )  # fmt: skip
+        v2 = model_rig.manifest_for(
+            good, url=artifacts.serve("/v2.onnx", bytes(tampered)), name="shapes", version="2",
+            classes=CLASSES,
+        )  # fmt: skip
+        agent.start()
+        try:
+            wait_for(lambda: status(data).get("link", {}).get("state") == "up", 30, "link up")
+            publish_retained(mqtt_url, device, model_rig.assignment_for(v1, device=device))
+            wait_for(lambda: bool(events(responder, device, KnownEvent.MODEL_ACTIVATED)), 60, "v1")
+            wait_for(lambda: (status(data).get("model") or {}).get("version") == "1", 10, "status")
+            wait_for(
+                lambda: any(
+                    f.model.version == "1"
+                    for b in bodies(responder, device, Channel.DETECTIONS)
+                    for f in b.frames  # type: ignore[attr-defined]
+                ),
+                30,
+                "detections by v1",
+            )
+
+            publish_retained(mqtt_url, device, model_rig.assignment_for(v2, device=device))
+            wait_for(lambda: bool(events(responder, device, KnownEvent.MODEL_REJECTED)), 60, "v2")
+            rejected = events(responder, device, KnownEvent.MODEL_REJECTED)[0]
+            assert rejected.detail["reason"] == "sha256_mismatch", rejected.detail
+            assert rejected.detail["version"] == "2"
+            seen = len(bodies(responder, device, Channel.DETECTIONS))
+            wait_for(
+                lambda: len(bodies(responder, device, Channel.DETECTIONS)) > seen + 1,
+                30,
+                "detections after the refusal",
+            )
+            latest = bodies(responder, device, Channel.DETECTIONS)[-1]
+            assert {f.model.version for f in latest.frames} == {"1"}  # type: ignore[attr-defined]
+            assert (status(data).get("model") or {}).get("version") == "1"
+            assert agent.terminate() == 0
+        finally:
+            agent.ensure_stopped()
+            publish_retained(mqtt_url, device, b"")  # clear the retained assignment
+
+
+def publish_retained(url: str, device: str, payload: bytes) -> None:
+    async def publish() -> None:
+        host, port = url.removeprefix("mqtt://").split(":")
+        async with aiomqtt.Client(host, int(port), identifier=f"hub-{device}") as client:
+            await client.publish(topic(device, Channel.MODEL), payload, qos=1, retain=True)
+
+    asyncio.run(publish())
