@@ -1,6 +1,9 @@
 """The FastAPI application: lifespan-owned clients on `app.state`, thin routes.
 
-Only health is served so far; the REST + WebSocket API lands with issue #7.
+`/api/v1/health` needs no login (and works before any user exists); every other
+route sits behind `hub.api.deps.current_principal`. Services live on `app.state`
+(`auth`, `users`, `audit`); every state-changing request is audited by
+`AuditMiddleware`.
 """
 
 from __future__ import annotations
@@ -9,18 +12,37 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub import __version__
+from hub.api.routes import audit as audit_routes
+from hub.api.routes import auth as auth_routes
+from hub.api.routes import users as users_routes
+from hub.audit.log import AuditLog
+from hub.audit.middleware import AuditMiddleware
+from hub.auth.errors import ApiError, InvalidInput
+from hub.auth.ratelimit import LoginLimiter
+from hub.auth.service import AuthService
+from hub.auth.tokens import TokenCodec
+from hub.auth.users import UserService
 from hub.settings import HubSettings
+from hub.storage.db import session_factory
 
 Probe = Callable[[], Awaitable[str]]
+
+
+class Health(BaseModel):
+    """`ok` when every dependency answers; each check is `ok` or `down: <why>`."""
+
+    status: Literal["ok", "degraded"]
+    checks: dict[str, str] = Field(examples=[{"database": "ok", "bus": "ok", "broker": "ok"}])
 
 
 def create_app(
@@ -40,9 +62,22 @@ def create_app(
         app.state.settings, app.state.engine, app.state.bus_probe = settings, engine, bus_probe
         yield
 
-    app = FastAPI(title="Outpost hub", version=__version__, lifespan=lifespan)
+    app = FastAPI(
+        title="Outpost hub",
+        version=__version__,
+        lifespan=lifespan,
+        description=API_DESCRIPTION,
+        openapi_tags=TAGS,
+    )
+    _security(app, settings, engine)
 
-    @app.get("/api/v1/health", summary="State of each dependency; 503 when one is down")
+    @app.get(
+        "/api/v1/health",
+        summary="State of each dependency; 503 when one is down",
+        tags=["health"],
+        response_model=Health,
+        responses={503: {"model": Health, "description": "A dependency is down"}},
+    )
     async def health() -> JSONResponse:
         checks = {
             "database": await _probe(lambda: _database(engine)),
@@ -54,6 +89,46 @@ def create_app(
         return JSONResponse(body, status_code=200 if ok else 503)
 
     return app
+
+
+API_DESCRIPTION = (
+    "The hub's REST API. Log in with `POST /api/v1/auth/login` and send the access token as "
+    "`Authorization: Bearer <token>`, or send an API key (`opk_…`) the same way or as "
+    '`X-API-Key`. Errors are `{"detail": {"code", "message"}}` (422: a list of '
+    "field errors). Roles: viewer < operator < admin, optionally limited to sites."
+)
+TAGS = [
+    {"name": "auth", "description": "Login, tokens, API keys."},
+    {"name": "users", "description": "Hub users and roles (admin)."},
+    {"name": "audit", "description": "The hash-chained audit log (admin)."},
+    {"name": "health", "description": "Liveness of the hub's dependencies (no login)."},
+]
+
+
+def _security(app: FastAPI, settings: HubSettings, engine: AsyncEngine) -> None:
+    """Services on `app.state`, the auth/users/audit routers, audit middleware, error bodies."""
+    sessions = session_factory(engine)
+    audit = AuditLog(sessions)
+    cfg = settings.auth
+    limiter = LoginLimiter(max_failures=cfg.login_max_failures, window_s=cfg.login_window_s)
+    # Reads (or creates) DATA_DIR/jwt-secret once, before serving: a few bytes, on purpose
+    # synchronous so that a bad secret stops the start with exit status 2.
+    codec = TokenCodec.from_settings(cfg, settings.data_dir)
+    app.state.audit = audit
+    app.state.users = UserService(sessions, audit)
+    app.state.auth = AuthService(sessions, audit, codec, limiter, refresh_ttl_s=cfg.refresh_ttl_s)
+    for router in (auth_routes.router, users_routes.router, audit_routes.router):
+        app.include_router(router)
+    app.add_middleware(AuditMiddleware, audit=audit)
+    app.add_exception_handler(ApiError, _api_error)
+
+
+async def _api_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)  # noqa: S101 - registered for ApiError only
+    if isinstance(exc, InvalidInput):  # the same shape as FastAPI's own 422s
+        errors = [{"type": "value_error", "loc": [exc.field], "msg": exc.message}]
+        return JSONResponse({"detail": errors}, status_code=422)
+    return JSONResponse({"detail": exc.body()}, status_code=exc.status, headers=exc.headers())
 
 
 async def _probe(check: Probe) -> str:

@@ -196,3 +196,7 @@ def device_list_command(config: ConfigOption = None) -> None:
         state = f"revoked {view.revoked_at:%Y-%m-%d %H:%M}" if view.revoked_at else "active"
         table.add_row(view.device, f"{view.created_at:%Y-%m-%d %H:%M}", state)
     Console().print(table)
+
+
+# Registers `hub init`, `hub user add|passwd|list` and `hub audit verify` on the apps above.
+from hub import cli_users as _cli_users  # noqa: E402, F401

@@ -99,6 +99,24 @@ class RetentionSection(Section):
     archive_dir: str = ""
 
 
+class AuthSection(Section):
+    """API login: JWT lifetimes and signing secret, login rate limit.
+
+    An empty `jwt_secret` means: generate one on first start and keep it in
+    `DATA_DIR/jwt-secret` (mode 0600). Several API processes must share it: set it
+    here (or `OUTPOST_HUB_AUTH__JWT_SECRET`) or give them the same data directory.
+    A secret shorter than 32 bytes is refused when the API starts (not echoed back).
+    """
+
+    jwt_secret: str = Field("", repr=False)
+    issuer: str = "outpost-hub"
+    audience: str = "outpost-api"
+    access_ttl_s: Annotated[int, Field(ge=30, le=86_400)] = 900
+    refresh_ttl_s: Annotated[int, Field(ge=300, le=90 * 86_400)] = 14 * 86_400
+    login_max_failures: Annotated[int, Field(ge=1, le=1000)] = 5
+    login_window_s: Annotated[int, Field(ge=1, le=86_400)] = 60
+
+
 class HubSettings(EnvOverFileSettings):
     """Everything the hub reads at start-up."""
 
@@ -115,6 +133,7 @@ class HubSettings(EnvOverFileSettings):
     ingest: IngestSection = IngestSection()
     worker: WorkerSection = WorkerSection()
     retention: RetentionSection = RetentionSection()
+    auth: AuthSection = AuthSection()
 
     @model_validator(mode="after")
     def _default_database(self) -> HubSettings:

@@ -8,7 +8,7 @@ a test fails when the two disagree.
 
 Example:
     >>> sorted(Base.metadata.tables)[:3]
-    ['acks', 'deadletters', 'detections']
+    ['acks', 'api_keys', 'audit_log']
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Double,
+    ForeignKey,
     Index,
     Integer,
     LargeBinary,
@@ -237,3 +239,82 @@ class DeviceCredential(Base):
     password_hash: Mapped[str] = mapped_column(String(256))
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+
+
+ROLE_LEN = 16
+USERNAME_LEN = 64
+
+
+class User(Base):
+    """A person (or service account) who uses the API, with a role and an optional site scope.
+
+    `sites` None means every site; `token_version` is bumped when the password, role,
+    scope or disabled flag changes, which invalidates the user's outstanding tokens.
+    """
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(USERNAME_LEN), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(ROLE_LEN))
+    sites: Mapped[list[str] | None] = mapped_column(JSONDoc)
+    created_at: Mapped[datetime]
+    disabled: Mapped[bool] = mapped_column(Boolean)
+    token_version: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (CheckConstraint("role IN ('viewer', 'operator', 'admin')", name="role"),)
+
+
+class ApiKey(Base):
+    """An API key: `prefix` finds the row, only a SHA-256 of the secret is kept."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(NAME_LEN))
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(SHA256_LEN))
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class RefreshToken(Base):
+    """One refresh token of a login session (`family`); single use, kept as a SHA-256."""
+
+    __tablename__ = "refresh_tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    family: Mapped[str] = mapped_column(String(32), index=True)
+    token_hash: Mapped[str] = mapped_column(String(SHA256_LEN))
+    token_version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class AuditRow(Base):
+    """One audit record; `hash` chains it to the row before (`prev_hash`).
+
+    `id` is assigned by the writer (previous id + 1) under a lock, so ids have no
+    gaps and a deleted row shows as one. `detail` is canonical JSON text, hashed as
+    stored.
+    """
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(NAME_LEN))
+    role: Mapped[str | None] = mapped_column(String(ROLE_LEN))
+    action: Mapped[str] = mapped_column(String(256))
+    target: Mapped[str | None] = mapped_column(String(512))
+    decision: Mapped[str] = mapped_column(String(8))
+    result: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(SHA256_LEN))
+    hash: Mapped[str] = mapped_column(String(SHA256_LEN))
