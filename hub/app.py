@@ -1,9 +1,9 @@
 """The FastAPI application: lifespan-owned clients on `app.state`, thin routes.
 
-`/api/v1/health` needs no login (and works before any user exists); every other
-route sits behind `hub.api.deps.current_principal`. Services live on `app.state`
-(`auth`, `users`, `audit`); every state-changing request is audited by
-`AuditMiddleware`.
+`/api/v1/health` and `/api/v1/enroll` (the token is the credential) need no
+login; every other route sits behind `hub.api.deps.current_principal`. Services
+live on `app.state` (`auth`, `users`, `audit`, `assets`, `enrollment`); every
+state-changing request is audited by `AuditMiddleware`.
 """
 
 from __future__ import annotations
@@ -22,18 +22,25 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub import __version__
+from hub.api.routes import assets as assets_routes
 from hub.api.routes import audit as audit_routes
 from hub.api.routes import auth as auth_routes
+from hub.api.routes import enrollment as enrollment_routes
 from hub.api.routes import users as users_routes
+from hub.assets.enrollment import BrokerAccess, EnrollmentService, EnrollmentTokens
+from hub.assets.service import AssetService
 from hub.audit.log import AuditLog
 from hub.audit.middleware import AuditMiddleware
 from hub.auth.errors import ApiError, InvalidInput
 from hub.auth.ratelimit import LoginLimiter
 from hub.auth.service import AuthService
+from hub.auth.signing import load_or_create_signing_key
 from hub.auth.tokens import TokenCodec
 from hub.auth.users import UserService
+from hub.broker.embedded import device_url
 from hub.settings import HubSettings
 from hub.storage.db import session_factory
+from protocol.signing import public_key_to_text
 
 Probe = Callable[[], Awaitable[str]]
 
@@ -101,6 +108,8 @@ TAGS = [
     {"name": "auth", "description": "Login, tokens, API keys."},
     {"name": "users", "description": "Hub users and roles (admin)."},
     {"name": "audit", "description": "The hash-chained audit log (admin)."},
+    {"name": "assets", "description": "Sites, device groups and devices, within your scope."},
+    {"name": "enrollment", "description": "Enrollment tokens, and devices enrolling with one."},
     {"name": "health", "description": "Liveness of the hub's dependencies (no login)."},
 ]
 
@@ -117,10 +126,39 @@ def _security(app: FastAPI, settings: HubSettings, engine: AsyncEngine) -> None:
     app.state.audit = audit
     app.state.users = UserService(sessions, audit)
     app.state.auth = AuthService(sessions, audit, codec, limiter, refresh_ttl_s=cfg.refresh_ttl_s)
-    for router in (auth_routes.router, users_routes.router, audit_routes.router):
-        app.include_router(router)
+    app.state.assets = AssetService(sessions, audit)
+    app.state.enrollment_tokens = EnrollmentTokens(sessions, audit)
+    # The command-signing key (DATA_DIR/hub-signing.key, 0600): agents pin its public half.
+    signing_key = load_or_create_signing_key(settings.data_dir)
+    app.state.enrollment = EnrollmentService(
+        sessions,
+        audit,
+        hub_public_key=public_key_to_text(signing_key.public_key()),
+        broker=broker_access(settings),
+    )
+    routers = (auth_routes, users_routes, audit_routes, assets_routes, enrollment_routes)
+    for module in routers:
+        app.include_router(module.router)
     app.add_middleware(AuditMiddleware, audit=audit)
     app.add_exception_handler(ApiError, _api_error)
+
+
+def broker_access(settings: HubSettings) -> BrokerAccess:
+    """The broker address and MQTT version enrollment gives devices.
+
+    Example:
+        >>> broker_access(HubSettings()).url
+        'mqtt://127.0.0.1:1883'
+    """
+    cfg = settings.broker
+    embedded = cfg.kind == "embedded"
+    url = cfg.public_url or (device_url(cfg.url) if embedded else cfg.url)
+    return BrokerAccess(
+        url=url,
+        protocol="3.1.1" if embedded else "5",
+        embedded=embedded,
+        reserved=frozenset({cfg.username}),
+    )
 
 
 async def _api_error(_: Request, exc: Exception) -> JSONResponse:

@@ -198,5 +198,6 @@ def device_list_command(config: ConfigOption = None) -> None:
     Console().print(table)
 
 
-# Registers `hub init`, `hub user add|passwd|list` and `hub audit verify` on the apps above.
+# Registers `hub init`, `hub user …`, `hub audit verify`, `hub site …` and `hub token create`.
+from hub import cli_assets as _cli_assets  # noqa: E402, F401
 from hub import cli_users as _cli_users  # noqa: E402, F401

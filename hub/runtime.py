@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub.app import create_app
 from hub.broker.access import DeviceAuthority
-from hub.broker.embedded import EmbeddedBroker, local_url
+from hub.broker.embedded import EmbeddedBroker, device_url, local_url
 from hub.bus import create_bus
 from hub.bus.base import Bus
 from hub.errors import HubConfigError
@@ -108,7 +108,11 @@ def _embedded_broker(
     password = cfg.password or secrets.token_urlsafe(24)
     authority = DeviceAuthority(sessions, hub_user=cfg.username, hub_password=password)
     broker = EmbeddedBroker(cfg.url, authority)
-    local = cfg.model_copy(update={"url": local_url(cfg.url), "password": password})
+    # Enrollment must still give devices the outside address, not the loopback one.
+    public = cfg.public_url or device_url(cfg.url)
+    local = cfg.model_copy(
+        update={"url": local_url(cfg.url), "password": password, "public_url": public}
+    )
     return settings.model_copy(update={"broker": local}), broker
 
 

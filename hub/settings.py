@@ -70,6 +70,10 @@ class BrokerSection(Section):
     url: str = "mqtt://127.0.0.1:1883"
     username: str = "outpost-hub"
     password: str = ""
+    public_url: str = ""
+    """The broker URL enrollment gives devices (`mqtt://hub.example.com:1883`); empty: the
+    embedded broker's own address, or, when it listens everywhere, the host the
+    device reached the API at."""
 
 
 class IngestSection(Section):

@@ -21,7 +21,6 @@ GROUPS: dict[str, typer.Typer] = {
     "": app,
     "hub": hub.cli.app,
     "hub user": hub.cli.user_app,
-    "hub token": hub.cli.token_app,
     "hub audit": hub.cli.audit_app,
     "model": hub.cli.model_app,
     "model rollout": hub.cli.rollout_app,

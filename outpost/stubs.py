@@ -16,7 +16,6 @@ _LENIENT = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 # (group path, command, issue that builds it, help)
 PLANNED: tuple[tuple[str, str, int, str], ...] = (
-    ("hub token", "create", 7, "Create a single-use enrollment token"),
     ("model", "push", 7, "Upload a signed ONNX model with its card"),
     ("model rollout", "status", 7, "Show a rollout's canary progress"),
     ("model rollout", "promote", 7, "Promote a canary rollout to its whole target"),

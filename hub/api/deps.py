@@ -21,6 +21,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from hub.assets.enrollment import EnrollmentService, EnrollmentTokens
+from hub.assets.service import AssetService
 from hub.audit.log import AuditLog
 from hub.audit.middleware import set_principal
 from hub.auth.errors import Forbidden
@@ -59,6 +61,24 @@ def audit_log(request: Request) -> AuditLog:
     return log
 
 
+def asset_service(request: Request) -> AssetService:
+    """The app's `AssetService`."""
+    service: AssetService = request.app.state.assets
+    return service
+
+
+def enrollment_service(request: Request) -> EnrollmentService:
+    """The app's `EnrollmentService`."""
+    service: EnrollmentService = request.app.state.enrollment
+    return service
+
+
+def token_service(request: Request) -> EnrollmentTokens:
+    """The app's `EnrollmentTokens`."""
+    service: EnrollmentTokens = request.app.state.enrollment_tokens
+    return service
+
+
 def client_address(request: Request) -> str:
     """The caller's address (the proxy's, unless uvicorn trusts forwarded headers)."""
     return request.client.host if request.client else "unknown"
@@ -67,6 +87,9 @@ def client_address(request: Request) -> str:
 AuthDep = Annotated[AuthService, Depends(auth_service)]
 UsersDep = Annotated[UserService, Depends(user_service)]
 AuditDep = Annotated[AuditLog, Depends(audit_log)]
+AssetsDep = Annotated[AssetService, Depends(asset_service)]
+EnrollmentDep = Annotated[EnrollmentService, Depends(enrollment_service)]
+TokensDep = Annotated[EnrollmentTokens, Depends(token_service)]
 ClientDep = Annotated[str, Depends(client_address)]
 
 

@@ -29,6 +29,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -318,3 +319,75 @@ class AuditRow(Base):
     detail: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(SHA256_LEN))
     hash: Mapped[str] = mapped_column(String(SHA256_LEN))
+
+
+PUBLIC_KEY_LEN = 64
+
+
+class Site(Base):
+    """A place devices belong to (a plant, a warehouse); users are scoped to sites."""
+
+    __tablename__ = "sites"
+
+    id: Mapped[str] = mapped_column(String(DEVICE_LEN), primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LEN))
+    created_at: Mapped[datetime]
+
+
+class DeviceGroup(Base):
+    """A named group of devices inside one site (a line, a fleet); names unique per site."""
+
+    __tablename__ = "device_groups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    site_id: Mapped[str] = mapped_column(
+        String(DEVICE_LEN), ForeignKey("sites.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(NAME_LEN))
+    created_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("site_id", "name"),)
+
+
+class Device(Base):
+    """A robot, gateway or camera of a site; `removed_at` set means removed (id stays taken)."""
+
+    __tablename__ = "devices"
+
+    id: Mapped[str] = _device()
+    name: Mapped[str] = mapped_column(String(NAME_LEN))
+    kind: Mapped[str] = mapped_column(String(16))
+    site_id: Mapped[str] = mapped_column(
+        String(DEVICE_LEN), ForeignKey("sites.id", ondelete="RESTRICT"), index=True
+    )
+    group_id: Mapped[int | None] = mapped_column(
+        ForeignKey("device_groups.id", ondelete="SET NULL"), index=True
+    )
+    labels: Mapped[dict[str, Any]]
+    public_key: Mapped[str | None] = mapped_column(String(PUBLIC_KEY_LEN))
+    created_at: Mapped[datetime]
+    enrolled_at: Mapped[datetime | None]
+    removed_at: Mapped[datetime | None]
+
+    __table_args__ = (CheckConstraint("kind IN ('robot', 'gateway', 'camera')", name="kind"),)
+
+
+class EnrollmentToken(Base):
+    """A single-use, expiring enrollment token; only a SHA-256 of the token is kept."""
+
+    __tablename__ = "enrollment_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(SHA256_LEN), unique=True)
+    site_id: Mapped[str] = mapped_column(
+        String(DEVICE_LEN), ForeignKey("sites.id", ondelete="CASCADE"), index=True
+    )
+    group_id: Mapped[int | None] = mapped_column(
+        ForeignKey("device_groups.id", ondelete="SET NULL")
+    )
+    name_prefix: Mapped[str | None] = mapped_column(String(32))
+    created_by: Mapped[str] = mapped_column(String(NAME_LEN))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    used_by_device: Mapped[str | None] = mapped_column(String(DEVICE_LEN))

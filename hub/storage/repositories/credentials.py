@@ -57,11 +57,20 @@ def password_matches(password_hash: str, password: str) -> bool:
 
 @translated
 async def issue_credentials(
-    session: AsyncSession, *, device: str, password: str, now: datetime | None = None
+    session: AsyncSession,
+    *,
+    device: str,
+    password: str,
+    now: datetime | None = None,
+    password_hash: str | None = None,
 ) -> None:
-    """Store (or replace) the device's password hash; a revoked device is re-admitted."""
+    """Store (or replace) the device's password hash; a revoked device is re-admitted.
+
+    `password_hash` (from `hash_password(password)`, computed off the event loop) saves
+    hashing here, inside the caller's transaction.
+    """
     now = now or datetime.now(UTC)
-    digest = hash_password(password)
+    digest = password_hash or hash_password(password)
     existing = await session.get(DeviceCredential, device)
     if existing is None:
         session.add(DeviceCredential(device=device, password_hash=digest, created_at=now))

@@ -98,10 +98,12 @@ def signed(device: str, type_: CommandType, params: object, *, age_s: float = 0)
 
 
 async def send_and_collect(
-    url: str, device: str, payloads: list[bytes], until_acks: int = 0
+    url: str, device: str, payloads: list[bytes], until_acks: int = 0, until_status: str = ""
 ) -> list[dict]:
-    """Publish the commands, then collect their acks until `until_acks` arrived (acks of
-    earlier commands still on their way are left out)."""
+    """Publish the commands, then collect their acks until `until_acks` arrived, or until one
+    with `until_status` did. Acks of other commands are left out; with no hub watermarking
+    them, the agent re-sends earlier acks now and then, so wait for a status, not a count,
+    when a command may have been acknowledged before (a replay)."""
     host, port = url.removeprefix("mqtt://").split(":")
     sent = {orjson.loads(payload)["cmd_id"] for payload in payloads}
     acks: list[dict] = []
@@ -109,13 +111,15 @@ async def send_and_collect(
         await client.subscribe(topic(device, Channel.ACKS), qos=1)
         for payload in payloads:
             await client.publish(topic(device, Channel.CMD), payload, qos=1)
-        if until_acks:
+        if until_acks or until_status:
             async with asyncio.timeout(20):
                 async for message in client.messages:
                     ack = orjson.loads(message.payload)["body"]  # type: ignore[arg-type]
                     if ack["cmd_id"] in sent:
                         acks.append(ack)
-                    if len(acks) >= until_acks:
+                    if until_status and acks and acks[-1]["status"] == until_status:
+                        break
+                    if until_acks and len(acks) >= until_acks:
                         break
     return acks
 

@@ -138,15 +138,13 @@ def test_camera_model_and_danger_rule_through_a_real_agent(
 
             # The shapes stay in the zone: the rule holds and release is refused.
             held = signed(device, CommandType.RELEASE, ReleaseParams(reason="try"))
-            acks = asyncio.run(send_and_collect(mqtt_url, device, [held], until_acks=2))
-            assert acks[-1]["status"] == "failed", acks
+            acks = asyncio.run(send_and_collect(mqtt_url, device, [held], until_status="failed"))
             assert "rule:shape-in-danger" in acks[-1]["detail"]
 
             # Frames kept for retraining go to the hub on a `capture` command.
             captured = [f.frame_id for f in bodies(responder, device, Channel.FRAMES)]
             capture = signed(device, CommandType.CAPTURE, CaptureParams(max_frames=3))
-            acks = asyncio.run(send_and_collect(mqtt_url, device, [capture], until_acks=2))
-            assert acks[-1]["status"] == "done", acks
+            acks = asyncio.run(send_and_collect(mqtt_url, device, [capture], until_status="done"))
             assert acks[-1]["detail"] == "3 captured frame(s) queued for the hub"
             wait_for(
                 lambda: len(bodies(responder, device, Channel.FRAMES)) >= len(captured) + 3,

@@ -158,8 +158,9 @@ def test_expired_or_replayed_release_does_not_unlatch(ros_rig: tuple, tmp_path: 
 
     send(hub_broker.url, device, CommandType.ESTOP, EstopParams(reason="again"))
     wait_for(lambda: engaged(data), 10, "the second stop")
-    acks = asyncio.run(send_and_collect(hub_broker.url, device, [fresh], until_acks=1))
-    assert [(a["status"], a.get("reason")) for a in acks] == [("rejected", "replayed")]
+    acks = asyncio.run(send_and_collect(hub_broker.url, device, [fresh], until_status="rejected"))
+    assert acks[-1].get("reason") == "replayed", acks
+    assert all(a["status"] in ("received", "done", "rejected") for a in acks), acks
     time.sleep(0.5)
     assert engaged(data), "a replayed release unlatched the stop"
     moving = OverrideParams(linear=0.7, angular=0, duration_s=1)
@@ -180,16 +181,13 @@ def test_hardware_estop_topic_engages_and_holds_until_released(
     assert robot.first_zero_after(started) is not None
     assert status(data)["estop"]["source"] == "hardware"
     held = signed(device, CommandType.RELEASE, ReleaseParams(reason="try"))
-    acks = asyncio.run(send_and_collect(hub_broker.url, device, [held], until_acks=2))
-    assert acks[-1]["status"] == "failed", acks
+    acks = asyncio.run(send_and_collect(hub_broker.url, device, [held], until_status="failed"))
     assert "hardware e-stop pressed" in acks[-1]["detail"]
     assert engaged(data)
 
     node.estop(False)
-    time.sleep(0.5)
-    fresh = signed(device, CommandType.RELEASE, ReleaseParams(reason="button reset"))
-    asyncio.run(send_and_collect(hub_broker.url, device, [fresh], until_acks=2))
-    wait_for(lambda: not engaged(data), 10, "the release")
+    # Once the agent hears the button let go, an operator's release is accepted again.
+    release_when_clear(hub_broker.url, device, data)
 
 
 @pytest.mark.timeout(120)

@@ -1,0 +1,1 @@
+"""Sites, device groups, devices and enrollment: the hub's asset service."""
