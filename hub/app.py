@@ -2,7 +2,7 @@
 
 `/api/v1/health` and `/api/v1/enroll` (the token is the credential) need no
 login; every other route sits behind `hub.api.deps.current_principal`. Services
-live on `app.state` (`auth`, `users`, `audit`, `assets`, `enrollment`); every
+live on `app.state` (`auth`, `users`, `audit`, `assets`, `enrollment`, `control`); every
 state-changing request is audited by `AuditMiddleware`.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -25,6 +25,7 @@ from hub import __version__
 from hub.api.routes import assets as assets_routes
 from hub.api.routes import audit as audit_routes
 from hub.api.routes import auth as auth_routes
+from hub.api.routes import control as control_routes
 from hub.api.routes import enrollment as enrollment_routes
 from hub.api.routes import users as users_routes
 from hub.assets.enrollment import BrokerAccess, EnrollmentService, EnrollmentTokens
@@ -38,6 +39,8 @@ from hub.auth.signing import load_or_create_signing_key
 from hub.auth.tokens import TokenCodec
 from hub.auth.users import UserService
 from hub.broker.embedded import device_url
+from hub.control.publisher import CommandPublisher, MqttCommandPublisher
+from hub.control.service import ControlService
 from hub.settings import HubSettings
 from hub.storage.db import session_factory
 from protocol.signing import public_key_to_text
@@ -57,17 +60,25 @@ def create_app(
     engine: AsyncEngine,
     bus_probe: Probe,
     broker_probe: Probe | None = None,
+    *,
+    publisher: CommandPublisher | None = None,
 ) -> FastAPI:
     """The hub's HTTP application, given the long-lived clients the process owns.
 
     `broker_probe` checks the embedded broker; without it, a TCP connect to `[broker] url`.
+    `publisher` sends commands; by default the app's own MQTT connection to `[broker]`
+    (`MqttCommandPublisher`), opened and closed by the lifespan.
     """
     check_broker = broker_probe or (lambda: _broker(settings))
+    commands = publisher or MqttCommandPublisher(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings, app.state.engine, app.state.bus_probe = settings, engine, bus_probe
-        yield
+        async with AsyncExitStack() as stack:
+            if isinstance(commands, AbstractAsyncContextManager):
+                await stack.enter_async_context(commands)
+            yield
 
     app = FastAPI(
         title="Outpost hub",
@@ -76,7 +87,7 @@ def create_app(
         description=API_DESCRIPTION,
         openapi_tags=TAGS,
     )
-    _security(app, settings, engine)
+    _security(app, settings, engine, commands)
 
     @app.get(
         "/api/v1/health",
@@ -110,11 +121,17 @@ TAGS = [
     {"name": "audit", "description": "The hash-chained audit log (admin)."},
     {"name": "assets", "description": "Sites, device groups and devices, within your scope."},
     {"name": "enrollment", "description": "Enrollment tokens, and devices enrolling with one."},
+    {
+        "name": "control",
+        "description": "Stop, release, override and path commands (operator), their history.",
+    },
     {"name": "health", "description": "Liveness of the hub's dependencies (no login)."},
 ]
 
 
-def _security(app: FastAPI, settings: HubSettings, engine: AsyncEngine) -> None:
+def _security(
+    app: FastAPI, settings: HubSettings, engine: AsyncEngine, publisher: CommandPublisher
+) -> None:
     """Services on `app.state`, the auth/users/audit routers, audit middleware, error bodies."""
     sessions = session_factory(engine)
     audit = AuditLog(sessions)
@@ -136,7 +153,15 @@ def _security(app: FastAPI, settings: HubSettings, engine: AsyncEngine) -> None:
         hub_public_key=public_key_to_text(signing_key.public_key()),
         broker=broker_access(settings),
     )
-    routers = (auth_routes, users_routes, audit_routes, assets_routes, enrollment_routes)
+    app.state.control = ControlService(sessions, audit, publisher, signing_key, settings.control)
+    routers = (
+        auth_routes,
+        users_routes,
+        audit_routes,
+        assets_routes,
+        enrollment_routes,
+        control_routes,
+    )
     for module in routers:
         app.include_router(module.router)
     app.add_middleware(AuditMiddleware, audit=audit)

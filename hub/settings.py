@@ -121,6 +121,21 @@ class AuthSection(Section):
     login_window_s: Annotated[int, Field(ge=1, le=86_400)] = 60
 
 
+class ControlSection(Section):
+    """Commands: how long each stays valid, and how long a publish may take.
+
+    A stop stays valid longer than other commands: the agent honours a validly signed
+    stop even late (stopping is always safe), and an external broker keeps it for a
+    device that is offline for up to `estop_ttl_s` (MQTT 5 message expiry).
+    """
+
+    estop_ttl_s: Annotated[int, Field(ge=1, le=86_400)] = 600
+    command_ttl_s: Annotated[int, Field(ge=1, le=3600)] = 30
+    """Release, override and path commands: refused by the agent once this old."""
+    publish_timeout_s: Annotated[float, Field(gt=0, le=60)] = 3.0
+    """Until the broker confirms (PUBACK); past it the command is `publish_failed` (503)."""
+
+
 class HubSettings(EnvOverFileSettings):
     """Everything the hub reads at start-up."""
 
@@ -138,6 +153,7 @@ class HubSettings(EnvOverFileSettings):
     worker: WorkerSection = WorkerSection()
     retention: RetentionSection = RetentionSection()
     auth: AuthSection = AuthSection()
+    control: ControlSection = ControlSection()
 
     @model_validator(mode="after")
     def _default_database(self) -> HubSettings:

@@ -391,3 +391,38 @@ class EnrollmentToken(Base):
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
     used_by_device: Mapped[str | None] = mapped_column(String(DEVICE_LEN))
+
+
+COMMAND_ID_LEN = 64
+STATUS_LEN = 16
+
+
+class CommandRow(Base):
+    """A command the hub signed and sent, with its current lifecycle state.
+
+    `status` starts `sent`; `publish_failed` when the broker never confirmed it; then
+    the device's acks advance it (`status_rank` only grows, so acks arriving late or
+    twice never move it back). The per-ack history stays in `acks` (by `cmd_id`).
+    """
+
+    __tablename__ = "commands"
+
+    cmd_id: Mapped[str] = mapped_column(String(COMMAND_ID_LEN), primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(DEVICE_LEN))
+    site_id: Mapped[str] = mapped_column(String(DEVICE_LEN), index=True)
+    type: Mapped[str] = mapped_column(String(STATUS_LEN))
+    params: Mapped[dict[str, Any]]
+    issued_by: Mapped[str] = mapped_column(String(NAME_LEN))
+    issued_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    reason: Mapped[str | None] = mapped_column(Text)
+    sig: Mapped[str] = mapped_column(String(NAME_LEN))
+    batch: Mapped[str | None] = mapped_column(String(NAME_LEN))
+    status: Mapped[str] = mapped_column(String(STATUS_LEN))
+    status_rank: Mapped[int] = mapped_column(Integer)
+    detail: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime]
+    published_at: Mapped[datetime | None]
+    publish_error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_commands_device_id_issued_at", "device_id", "issued_at"),)

@@ -36,3 +36,6 @@ NOT_FOUND: Responses = {404: error("No such resource (or none the caller may see
 CONFLICT: Responses = {409: error("Clashes with the current state")}
 TOO_MANY: Responses = {429: error("Too many failed logins; see the Retry-After header")}
 AUTHED: Responses = {**UNAUTHORIZED, **FORBIDDEN}
+UNAVAILABLE: Responses = {
+    503: error("Stored, but the MQTT broker did not confirm the publish: it may not arrive")
+}

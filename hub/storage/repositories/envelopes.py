@@ -20,6 +20,7 @@ from hub.storage.models import (
     table_of,
 )
 from hub.storage.repositories.bulk import insert_ignore
+from hub.storage.repositories.commands import advance_commands
 from hub.storage.rows import Row, plan_rows
 from protocol.models import Envelope
 
@@ -70,7 +71,8 @@ async def store_envelopes(session: AsyncSession, *, envelopes: Sequence[Envelope
     """Write a batch of envelopes, each to its table, skipping what is already stored.
 
     Every envelope's `(device, stream, seq)` lands in `received_seqs` (frames only
-    there); `state` envelopes update `device_status` when newer. Runs in the
+    there); `state` envelopes update `device_status` when newer; `ack` envelopes advance
+    the status of the command they answer (`commands`). Runs in the
     caller's transaction: commit it to make the batch durable, all or nothing.
 
     Example:
@@ -93,6 +95,9 @@ async def store_envelopes(session: AsyncSession, *, envelopes: Sequence[Envelope
         counts[name] = TableCounts(inserted, len(rows) - inserted)
     applied = await _apply_states(session, states=plan.states.values())
     counts["device_status"] = TableCounts(applied, plan.state_envelopes - applied)
+    # Every ack, even one already stored: advancing is idempotent, and a re-send after a
+    # crash between the two writes must still reach the command.
+    await advance_commands(session, acks=plan.acks)
     return StoreResult(counts)
 
 

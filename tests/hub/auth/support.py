@@ -19,6 +19,7 @@ from hub.audit.log import AuditLog
 from hub.auth.principal import Role
 from hub.auth.service import AuthService
 from hub.auth.users import UserService
+from hub.control.publisher import CommandPublisher
 from hub.settings import HubSettings
 from hub.storage.db import session_factory
 from hub.storage.repositories.users import UserRecord
@@ -103,11 +104,20 @@ def settings_for(data_dir: Path, **auth: Any) -> HubSettings:
 
 @asynccontextmanager
 async def running_hub(
-    engine: AsyncEngine, data_dir: Path, *, client_ip: str = "10.1.2.3", **auth: Any
+    engine: AsyncEngine,
+    data_dir: Path,
+    *,
+    client_ip: str = "10.1.2.3",
+    publisher: CommandPublisher | None = None,
+    **auth: Any,
 ) -> AsyncIterator[Hub]:
-    """The app on `engine` (already migrated), with an httpx client over ASGI."""
+    """The app on `engine` (already migrated), with an httpx client over ASGI.
+
+    Without `publisher` the app has its MQTT command publisher, never connected (the
+    lifespan does not run under ASGITransport): commands then fail to publish.
+    """
     settings = settings_for(data_dir, **auth)
-    app = create_app(settings, engine, _ok, _ok)
+    app = create_app(settings, engine, _ok, _ok, publisher=publisher)
     transport = httpx.ASGITransport(app=app, client=(client_ip, 40000))
     async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
         yield Hub(app, client, engine, settings)

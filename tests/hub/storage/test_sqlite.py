@@ -45,7 +45,7 @@ async def test_migrating_twice_changes_nothing(tmp_path: Path) -> None:
             version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
     finally:
         await engine.dispose()
-    assert version == [("0004",)]
+    assert version == [("0005",)]
 
 
 async def test_concurrent_writers_wait_for_each_other(sqlite_db: Db) -> None:

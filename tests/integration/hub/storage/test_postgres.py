@@ -103,7 +103,7 @@ async def test_migrate_creates_a_missing_schema_and_is_idempotent(pg_dsn: str, r
             await engine.dispose()
     finally:
         await drop_schema(pg_dsn, schema)
-    assert version == [("0004",)]
+    assert version == [("0005",)]
 
 
 async def test_parallel_stores_of_the_same_batch_insert_once(pg_db: Db) -> None:
