@@ -2,7 +2,7 @@
 
 `/api/v1/health` and `/api/v1/enroll` (the token is the credential) need no
 login; every other route sits behind `hub.api.deps.current_principal`. Services
-live on `app.state` (`auth`, `users`, `audit`, `assets`, `enrollment`, `control`); every
+live on `app.state` (`auth`, `users`, `audit`, `assets`, `enrollment`, `control`, `queries`); every
 state-changing request is audited by `AuditMiddleware`.
 """
 
@@ -27,6 +27,7 @@ from hub.api.routes import audit as audit_routes
 from hub.api.routes import auth as auth_routes
 from hub.api.routes import control as control_routes
 from hub.api.routes import enrollment as enrollment_routes
+from hub.api.routes import queries as queries_routes
 from hub.api.routes import users as users_routes
 from hub.assets.enrollment import BrokerAccess, EnrollmentService, EnrollmentTokens
 from hub.assets.service import AssetService
@@ -41,6 +42,7 @@ from hub.auth.users import UserService
 from hub.broker.embedded import device_url
 from hub.control.publisher import CommandPublisher, MqttCommandPublisher
 from hub.control.service import ControlService
+from hub.queries.service import QueryService
 from hub.settings import HubSettings
 from hub.storage.db import session_factory
 from protocol.signing import public_key_to_text
@@ -125,6 +127,7 @@ TAGS = [
         "name": "control",
         "description": "Stop, release, override and path commands (operator), their history.",
     },
+    {"name": "queries", "description": "Telemetry for charts, detections and events."},
     {"name": "health", "description": "Liveness of the hub's dependencies (no login)."},
 ]
 
@@ -154,6 +157,7 @@ def _security(
         broker=broker_access(settings),
     )
     app.state.control = ControlService(sessions, audit, publisher, signing_key, settings.control)
+    app.state.queries = QueryService(sessions)
     routers = (
         auth_routes,
         users_routes,
@@ -161,6 +165,7 @@ def _security(
         assets_routes,
         enrollment_routes,
         control_routes,
+        queries_routes,
     )
     for module in routers:
         app.include_router(module.router)

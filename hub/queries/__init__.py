@@ -1,0 +1,1 @@
+"""Read-only queries of what devices sent: telemetry for charts, detections, events."""
