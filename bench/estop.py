@@ -4,7 +4,8 @@ Numerator: p99 over `trials` of the time from publishing a signed `estop` on the
 device's `cmd` topic to the robot receiving a zero `cmd_vel`, through a real
 `edge-agent run`, while the agent also publishes
 1,000 telemetry messages/s (one point each) on the same broker. Before each trial
-the robot is driving (release, then an override it has received). The robot is a
+the robot is driving (release, then an override it has received). Three warm-up
+trials run first and are not counted. The robot is a
 ROS 2 node (`robot="ros"`: the agent's ROS 2 adapter, zero `geometry_msgs/Twist`)
 or an MQTT client on the same broker (`robot="mqtt"`: the MQTT adapter's JSON).
 
@@ -47,6 +48,7 @@ from protocol.transport import NO_DELAY
 
 BIN = Path(sys.executable).parent
 LOAD_HZ = 1000
+WARM_UP_TRIALS = 3
 Robot = Literal["ros", "mqtt"]
 ODOM = orjson.dumps({"x": 0.0, "y": 0.0, "theta": 0.0, "linear": 0.0, "angular": 0.0})
 
@@ -145,6 +147,8 @@ async def _measure(
         rig = _Rig(op, device, key, velocities)
         await rig.start()
         progress("agent up, robot heard")
+        for _ in range(WARM_UP_TRIALS):  # first stops pay for lazy imports and DDS matching
+            await rig.trial()
         latencies = [await rig.trial() for _ in range(trials)]
         progress(f"{trials} stop trials")
     rtts = await _round_trips(url, device, round_trips)

@@ -126,6 +126,10 @@ class CommandExecutor:
         except CommandRejected as exc:
             await self._rejected(exc, now)
             return
+        if cmd.type is CommandType.ESTOP:
+            # Stop first, paperwork after: the replay cache, the latch and the acks are
+            # written to disk next, and a stop must not wait behind any of that.
+            await self._robot.stop()
         self._replay.add(cmd.cmd_id, cmd.expires_at)
         self.last_command = f"{cmd.type.value} {cmd.cmd_id} at {now:%H:%M:%S}"
         await self._ack(cmd.cmd_id, AckStatus.RECEIVED, now)

@@ -76,15 +76,33 @@ async def test_estop_stops_the_robot_and_latches(tmp_path: Path, outbox: Outbox)
     robot, clock = Robot(), [NOW]
     ex = executor(tmp_path, outbox, robot, clock)
     await ex.command(command(CommandType.ESTOP, EstopParams(reason="test")))
-    assert robot.calls == [("stop",)]
+    assert set(robot.calls) == {("stop",)}
     assert ex.supervisor.status.engaged
     assert acks(tmp_path / "outbox.db") == [("received", None), ("done", None)]
 
     await ex.command(
         command(CommandType.OVERRIDE, OverrideParams(linear=1, angular=0, duration_s=1))
     )
-    assert robot.calls == [("stop",)], "nothing moves while the stop is latched"
+    assert set(robot.calls) == {("stop",)}, "nothing moves while the stop is latched"
     assert acks(tmp_path / "outbox.db")[-1] == ("failed", None)
+
+
+async def test_estop_reaches_the_robot_before_anything_is_written(
+    tmp_path: Path, outbox: Outbox
+) -> None:
+    written: list[bool] = []
+
+    class Watching(Robot):
+        async def stop(self) -> None:
+            on_disk = [(tmp_path / "seen.json").exists(), (tmp_path / "safety.json").exists()]
+            written.append(any(on_disk) or bool(acks(tmp_path / "outbox.db")))
+            await super().stop()
+
+    clock = [NOW]
+    ex = executor(tmp_path, outbox, Watching(), clock)
+    await ex.command(command(CommandType.ESTOP, EstopParams(reason="test")))
+    assert written[0] is False, "the first stop waited for the replay cache, latch or acks"
+    assert (tmp_path / "safety.json").exists()
 
 
 async def test_release_then_override_moves_until_its_deadline(
