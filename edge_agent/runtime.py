@@ -291,8 +291,9 @@ class Agent:
     async def _safety_loop(self, uplink: Uplink) -> None:
         """Deadlines and watchdogs, every control period."""
         assert self.executor is not None  # noqa: S101 - set before the loops start
+        period = self.settings.safety.control_period_s
         while True:
-            await asyncio.sleep(self.settings.safety.control_period_s)
+            await asyncio.sleep(self._until_next_check(uplink, period))
             now = _utcnow()
             link_seen = datetime.fromtimestamp(uplink.status.up_at(now.timestamp()), UTC)
             decision = self.supervisor.tick(
@@ -301,6 +302,16 @@ class Agent:
             if decision.actions or decision.events:
                 await self.executor.apply(decision)
             await self._check_hardware_input(now)
+
+    def _until_next_check(self, uplink: Uplink, period: float) -> float:
+        """One control period, or less when a deadline or watchdog lapses sooner: a silent
+        link stops the robot at its timeout, not up to a period after it."""
+        now = _utcnow()
+        link_seen = datetime.fromtimestamp(uplink.status.up_at(now.timestamp()), UTC)
+        due = self.supervisor.next_due(link_seen=link_seen, heartbeat_seen=self._robot.heard_at)
+        if due is None:
+            return period
+        return min(period, max(0.0, (due - now).total_seconds()))
 
     async def _check_hardware_input(self, now: datetime) -> None:
         """Follow the hardware stop input: asserting it engages; only its edges matter."""

@@ -51,6 +51,9 @@ from protocol.models import (
 
 logger = logging.getLogger(__name__)
 
+_JUST_AFTER = timedelta(milliseconds=1)
+"""Watchdogs fire when silence *exceeds* the timeout: wake just after it."""
+
 
 @dataclass(frozen=True)
 class Stop:
@@ -284,6 +287,28 @@ class SafetySupervisor:
                 watchdog = _event(now, KnownEvent.WATCHDOG_STOP, Severity.CRITICAL, what=what)
                 return Decision(True, actions=decision.actions, events=(*decision.events, watchdog))
         return Decision(True)
+
+    def next_due(
+        self, *, link_seen: datetime | None, heartbeat_seen: datetime | None
+    ) -> datetime | None:
+        """The earliest moment `tick` could stop the robot (a deadline or a watchdog lapsing);
+        None when nothing moves. The control loop wakes then, not a period later.
+
+        Example:
+            >>> from datetime import UTC, datetime
+            >>> SafetySupervisor(SafetyStore(None)).next_due(link_seen=None, heartbeat_seen=None)
+        """
+        motion = self._motion
+        if motion is None:
+            return None
+        due = [motion.until]
+        for seen, timeout in (
+            (link_seen, self.link_timeout),
+            (heartbeat_seen, self.heartbeat_timeout),
+        ):
+            if seen is not None:
+                due.append(seen + timeout + _JUST_AFTER)
+        return min(due)
 
     def _refuse(self, now: datetime, cmd_id: str, reason: str) -> Decision:
         event = _event(

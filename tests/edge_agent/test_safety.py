@@ -110,6 +110,20 @@ def test_silent_link_or_heartbeat_while_moving_engages_the_stop() -> None:
         assert KnownEvent.WATCHDOG_STOP in [e.type for e in decision.events]
 
 
+def test_the_next_check_is_when_the_first_deadline_or_watchdog_lapses() -> None:
+    s = SafetySupervisor(SafetyStore(None), link_timeout_s=1, heartbeat_timeout_s=2)
+    assert s.next_due(link_seen=at(0), heartbeat_seen=at(0)) is None  # idle: nothing is due
+    s.motion(override(duration_s=5.0), at(0))
+    link_lost = s.next_due(link_seen=at(0.3), heartbeat_seen=at(0.5))
+    assert link_lost is not None
+    assert at(1.3) < link_lost <= at(1.302)  # just after the silence exceeds the timeout
+    assert not s.tick(at(1.3), link_seen=at(0.3), heartbeat_seen=at(1.3)).actions
+    assert s.tick(link_lost, link_seen=at(0.3), heartbeat_seen=at(1.3)).actions
+    s.release("r-1", "clear", at(2))
+    s.motion(override("c-2", duration_s=0.5), at(3))
+    assert s.next_due(link_seen=at(3), heartbeat_seen=at(3)) == at(3.5)  # the deadline
+
+
 def test_watchdogs_sleep_while_idle() -> None:
     s = SafetySupervisor(SafetyStore(None), link_timeout_s=3)
     assert s.tick(at(100), link_seen=None, heartbeat_seen=None).actions == ()
