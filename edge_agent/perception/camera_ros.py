@@ -10,24 +10,18 @@ else (16-bit depth, Bayer, YUV) is refused with the encoding named. Needs the
 
 from __future__ import annotations
 
-import contextlib
 import re
 import threading
 
 import cv2
 import numpy as np
-import rclpy
-from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image as ImageMsg
 
 from edge_agent.perception.camera_config import CameraSection
 from edge_agent.perception.camera_sources import Image, SourceUnavailable
+from edge_agent.rosnode import RosNode
 
-SPIN_TIMEOUT_S = 0.1
 _CHANNELS = {"bgr8": 3, "rgb8": 3, "8UC3": 3, "mono8": 1, "8UC1": 1, "bgra8": 4, "rgba8": 4}
 _TO_BGR = {
     "rgb8": cv2.COLOR_RGB2BGR,
@@ -68,11 +62,7 @@ class RosImageSource:
         self._node_name = "outpost_camera_" + re.sub(r"[^A-Za-z0-9_]", "_", name)
         self._latest: ImageMsg | None = None
         self._fresh = threading.Condition()
-        self._context: Context | None = None
-        self._node: Node | None = None
-        self._executor: SingleThreadedExecutor | None = None
-        self._thread: threading.Thread | None = None
-        self._running = False
+        self._ros: RosNode | None = None
 
     @classmethod
     def from_section(cls, section: CameraSection) -> RosImageSource:
@@ -87,31 +77,19 @@ class RosImageSource:
     def open(self) -> None:
         """Join the graph and subscribe; images flow in from the spin thread."""
         self.close()
-        context = Context()
         try:
-            rclpy.init(
-                context=context,
-                domain_id=self.domain_id,
-                signal_handler_options=SignalHandlerOptions.NO,
-            )
-            node = rclpy.create_node(
-                self._node_name, context=context, start_parameter_services=False
-            )
-            node.create_subscription(ImageMsg, self.topic, self._received, qos_profile_sensor_data)
+            ros = RosNode(self._node_name, domain_id=self.domain_id)
         except Exception as exc:  # rclpy raises its own types from C
-            with contextlib.suppress(Exception):
-                rclpy.shutdown(context=context)
+            raise SourceUnavailable(f"cannot join the ROS 2 graph for {self.topic}: {exc}") from exc
+        try:
+            ros.node.create_subscription(
+                ImageMsg, self.topic, self._received, qos_profile_sensor_data
+            )
+        except Exception as exc:
+            ros.close()
             raise SourceUnavailable(f"cannot subscribe to ROS 2 topic {self.topic}: {exc}") from exc
-        executor = SingleThreadedExecutor(context=context)
-        executor.add_node(node)
-        self._context, self._node, self._executor = context, node, executor
-        self._running = True
-        self._thread = threading.Thread(target=self._spin, name=f"rclpy-{self.topic}", daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while self._running and self._executor is not None:
-            self._executor.spin_once(timeout_sec=SPIN_TIMEOUT_S)
+        ros.spin()
+        self._ros = ros
 
     def _received(self, message: ImageMsg) -> None:
         with self._fresh:
@@ -132,15 +110,6 @@ class RosImageSource:
 
     def close(self) -> None:
         """Leave the graph."""
-        self._running = False
-        if self._thread is not None:
-            self._thread.join(timeout=5 * SPIN_TIMEOUT_S + 1)
-            self._thread = None
-        with contextlib.suppress(Exception):
-            if self._executor is not None:
-                self._executor.shutdown(timeout_sec=1)
-            if self._node is not None:
-                self._node.destroy_node()
-            if self._context is not None:
-                rclpy.shutdown(context=self._context)
-        self._context = self._node = self._executor = None
+        if self._ros is not None:
+            self._ros.close()
+            self._ros = None

@@ -23,33 +23,27 @@ the plan's timeout lapses.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import re
-import threading
 from collections.abc import Callable
 
-import rclpy
 from geometry_msgs.msg import Point, Pose, PoseStamped, Quaternion, Twist, Vector3
 from nav_msgs.msg import Odometry, Path
-from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.publisher import Publisher
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import BatteryState
 from std_msgs.msg import Bool, Header
 
 from edge_agent.config import AgentSettings, RosSection
 from edge_agent.robot.link import Clock, LinkedRobot, _utcnow
+from edge_agent.rosnode import RosNode
 from protocol import Event, TelemetryPoint
 from protocol.models import WireModel
 from protocol.robot import RobotBattery, RobotOdometry, RobotPath, RobotVelocity
 
 logger = logging.getLogger(__name__)
 
-SPIN_TIMEOUT_S = 0.1
 NOT_HEARD = "hardware e-stop topic not heard yet"
 
 
@@ -193,18 +187,10 @@ class _Graph:
         estop: Callable[[bool], None],
     ) -> None:
         self._cfg = cfg
-        self.context = Context()
-        rclpy.init(
-            context=self.context,
-            domain_id=cfg.domain_id,
-            signal_handler_options=SignalHandlerOptions.NO,  # the agent owns SIGTERM
+        self._ros = RosNode(
+            node_name(device), namespace=cfg.namespace.rstrip("/") or "/", domain_id=cfg.domain_id
         )
-        self.node = rclpy.create_node(
-            node_name(device),
-            context=self.context,
-            namespace=cfg.namespace.rstrip("/") or "/",
-            start_parameter_services=False,
-        )
+        self.node = self._ros.node
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self._cmd_vel: Publisher[Twist] = self.node.create_publisher(Twist, cfg.cmd_vel, reliable)
         self._path: Publisher[Path] = self.node.create_publisher(Path, cfg.path, reliable)
@@ -222,18 +208,7 @@ class _Graph:
         )
         if cfg.estop:
             self.node.create_subscription(Bool, cfg.estop, lambda m: estop(m.data), reliable)
-        self._executor = SingleThreadedExecutor(context=self.context)
-        self._executor.add_node(self.node)
-        self._running = True
-        self._thread = threading.Thread(target=self._spin, name="rclpy", daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while self._running and self.context.ok():
-            try:
-                self._executor.spin_once(timeout_sec=SPIN_TIMEOUT_S)
-            except Exception:  # a callback's bug must not stop the robot's telemetry
-                logger.exception("ROS 2 callback failed")
+        self._ros.spin()
 
     def publish_twist(self, message: Twist) -> None:
         """Publish on `cmd_vel` (thread-safe)."""
@@ -255,9 +230,4 @@ class _Graph:
 
     def close(self) -> None:
         """Stop spinning and take the node down."""
-        self._running = False
-        self._thread.join(timeout=5 * SPIN_TIMEOUT_S + 1)
-        with contextlib.suppress(Exception):
-            self._executor.shutdown(timeout_sec=1)
-            self.node.destroy_node()
-            rclpy.shutdown(context=self.context)
+        self._ros.close()
