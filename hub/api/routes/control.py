@@ -43,6 +43,7 @@ from hub.auth.principal import Principal, Role
 from hub.control.service import ControlService
 from hub.storage.repositories.commands import CommandRecord
 from protocol.models import (
+    CommandParams,
     CommandType,
     EstopParams,
     OverrideParams,
@@ -149,6 +150,22 @@ def _fields(c: CommandRecord) -> dict[str, object]:
 # --- one device ----------------------------------------------------------------------------
 
 ACCEPTED = status.HTTP_202_ACCEPTED
+
+
+async def _send(
+    request: Request,
+    control: ControlService,
+    principal: Principal,
+    device_id: str,
+    type_: CommandType,
+    params: CommandParams,
+) -> CommandOut:
+    """One device command; the service writes its own audit rows."""
+    with audited_by_service(request):
+        sent = await control.send(principal, device_id, type_, params)
+    return command_out(sent)
+
+
 FOLLOW = "202: the broker has it; follow `links.self` for the device's acks."
 
 
@@ -169,9 +186,7 @@ async def estop(
 ) -> CommandOut:
     """Signed `estop`; the robot stays stopped until a `release`."""
     params = EstopParams(reason=body.reason if body else "")
-    with audited_by_service(request):
-        sent = await control.send(principal, device_id, CommandType.ESTOP, params)
-    return command_out(sent)
+    return await _send(request, control, principal, device_id, CommandType.ESTOP, params)
 
 
 @router.post(
@@ -191,9 +206,7 @@ async def release(
 ) -> CommandOut:
     """Signed `release` with the operator's reason."""
     params = ReleaseParams(reason=body.reason)
-    with audited_by_service(request):
-        sent = await control.send(principal, device_id, CommandType.RELEASE, params)
-    return command_out(sent)
+    return await _send(request, control, principal, device_id, CommandType.RELEASE, params)
 
 
 @router.post(
@@ -213,9 +226,7 @@ async def override(
 ) -> CommandOut:
     """Signed `override`; refused by the device while its stop is engaged."""
     params = OverrideParams(linear=body.linear, angular=body.angular, duration_s=body.duration_s)
-    with audited_by_service(request):
-        sent = await control.send(principal, device_id, CommandType.OVERRIDE, params)
-    return command_out(sent)
+    return await _send(request, control, principal, device_id, CommandType.OVERRIDE, params)
 
 
 @router.post(
@@ -240,9 +251,7 @@ async def path(
         speed=body.speed,
         timeout_s=body.timeout_s,
     )
-    with audited_by_service(request):
-        sent = await control.send(principal, device_id, CommandType.PATH_PLAN, params)
-    return command_out(sent)
+    return await _send(request, control, principal, device_id, CommandType.PATH_PLAN, params)
 
 
 # --- many devices --------------------------------------------------------------------------
