@@ -28,6 +28,8 @@ ASSET_UPDATED: Final = "asset.updated"
 DEVICE_STATE: Final = "device.state"
 COMMAND_ACKS: Final = "command.acks"
 DEADLETTER: Final = "ingest.deadletter"
+ALERTS: Final = "alerts"
+"""Alerts as raised, acknowledged and resolved (the API's `Alert` JSON, keyed by device)."""
 
 ALL_TOPICS: Final[tuple[str, ...]] = (
     TELEMETRY_RAW,
@@ -41,6 +43,7 @@ ALL_TOPICS: Final[tuple[str, ...]] = (
     DEVICE_STATE,
     COMMAND_ACKS,
     DEADLETTER,
+    ALERTS,
 )
 """Every topic the hub uses; `KafkaBus.start` creates the missing ones."""
 
