@@ -1,8 +1,8 @@
 """A ROS 2 node standing in for a robot: hears `cmd_vel` and `plan`, publishes odometry.
 
 Used by `outpost bench estop --robot ros` and by the tests of the ROS 2 adapter.
-It runs rclpy in a context and a thread of its own; every Twist it hears is
-passed to `on_twist(at, linear, angular)` with `time.perf_counter()` of arrival
+It runs rclpy in a context and a thread of its own (`protocol.rosnode.RosNode`); every
+Twist it hears is passed to `on_twist(at, linear, angular)` with `time.perf_counter()` of arrival
 (called on the rclpy thread). Odometry at `odom_hz` is the robot's heartbeat;
 `estop(pressed)` publishes the hardware e-stop `std_msgs/Bool` when a topic is set.
 
@@ -15,21 +15,17 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import time
 from collections.abc import Callable
 
-import rclpy
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry, Path
-from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.publisher import Publisher
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import BatteryState
 from std_msgs.msg import Bool
+
+from protocol.rosnode import RosNode
 
 TwistHandler = Callable[[float, float, float], None]
 
@@ -50,45 +46,30 @@ class RosRobotStandIn:
         self.on_twist, self.odom_hz, self.estop_topic = on_twist, odom_hz, estop_topic
         self.paths: list[Path] = []
         self.odometry = True
-        self._context = Context()
-        self._running = False
-        self._thread: threading.Thread | None = None
+        self._ros: RosNode | None = None
         self._estop_state: bool | None = None
         self._estop: Publisher[Bool] | None = None
 
     def start(self) -> None:
         """Create the node and start spinning and publishing odometry."""
-        rclpy.init(
-            context=self._context,
-            domain_id=self.domain_id,
-            signal_handler_options=SignalHandlerOptions.NO,
+        self._ros = RosNode(
+            "robot_stand_in", namespace=self.namespace or "/", domain_id=self.domain_id
         )
-        self._node = rclpy.create_node(
-            "robot_stand_in",
-            context=self._context,
-            namespace=self.namespace or "/",
-            start_parameter_services=False,
-        )
+        node = self._ros.node
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        self._node.create_subscription(
+        node.create_subscription(
             Twist,
             "cmd_vel",
             lambda m: self.on_twist(time.perf_counter(), m.linear.x, m.angular.z),
             reliable,
         )
-        self._node.create_subscription(Path, "plan", self.paths.append, reliable)
-        self._odom = self._node.create_publisher(Odometry, "odom", reliable)
-        self._battery = self._node.create_publisher(BatteryState, "battery_state", reliable)
-        self._estop = (
-            self._node.create_publisher(Bool, self.estop_topic, reliable)
-            if self.estop_topic
-            else None
-        )
-        self._executor = SingleThreadedExecutor(context=self._context)
-        self._executor.add_node(self._node)
-        self._running = True
-        self._thread = threading.Thread(target=self._spin, name="robot-stand-in", daemon=True)
-        self._thread.start()
+        node.create_subscription(Path, "plan", self.paths.append, reliable)
+        self._odom = node.create_publisher(Odometry, "odom", reliable)
+        self._battery = node.create_publisher(BatteryState, "battery_state", reliable)
+        if self.estop_topic:
+            self._estop = node.create_publisher(Bool, self.estop_topic, reliable)
+        node.create_timer(1.0 / self.odom_hz, self._heartbeat)
+        self._ros.spin()
 
     def estop(self, pressed: bool) -> None:
         """Press (True) or release the hardware e-stop; published with every odometry too."""
@@ -96,25 +77,15 @@ class RosRobotStandIn:
         if self._estop is not None:
             self._estop.publish(Bool(data=pressed))
 
-    def _spin(self) -> None:
-        period = 1.0 / self.odom_hz
-        next_odom = time.monotonic()
-        while self._running:
-            self._executor.spin_once(timeout_sec=min(period, 0.05))
-            if time.monotonic() >= next_odom:
-                next_odom += period
-                if self.odometry:
-                    self._odom.publish(Odometry(child_frame_id="base_link"))
-                    self._battery.publish(BatteryState(voltage=24.5, percentage=0.81))
-                if self._estop is not None and self._estop_state is not None:
-                    self._estop.publish(Bool(data=self._estop_state))
+    def _heartbeat(self) -> None:
+        if self.odometry:
+            self._odom.publish(Odometry(child_frame_id="base_link"))
+            self._battery.publish(BatteryState(voltage=24.5, percentage=0.81))
+        if self._estop is not None and self._estop_state is not None:
+            self._estop.publish(Bool(data=self._estop_state))
 
     def close(self) -> None:
         """Stop spinning; take the node down."""
-        self._running = False
-        if self._thread is not None:
-            self._thread.join(5)
-        with contextlib.suppress(Exception):
-            self._executor.shutdown(timeout_sec=1)
-            self._node.destroy_node()
-            rclpy.shutdown(context=self._context)
+        if self._ros is not None:
+            self._ros.close()
+            self._ros = None

@@ -17,10 +17,12 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import aiomqtt
 from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_settings import SettingsConfigDict
@@ -95,6 +97,27 @@ class MqttSection(Section):
     keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
     session_expiry_s: Annotated[int, Field(ge=0, le=604_800)] = 3600
     connect_timeout_s: PositiveSeconds = 10.0
+    ca_file: str = ""
+    """PEM file of the CA that signed the broker's certificate (`mqtts://` with a private
+    CA); empty: the system's trusted CAs."""
+
+    @field_validator("ca_file")
+    @classmethod
+    def _readable_ca(cls, value: str) -> str:
+        if value and not Path(value).is_file():
+            raise ValueError(f"no such file: {value} (a PEM CA certificate)")
+        return value
+
+    def tls(self) -> aiomqtt.TLSParameters | None:
+        """TLS settings for `mqtts://` URLs (certificate and host name checked), else None.
+
+        Example:
+            >>> MqttSection(url="mqtt://b:1883").tls() is None
+            True
+        """
+        if not self.url.startswith("mqtts://"):
+            return None
+        return aiomqtt.TLSParameters(ca_certs=self.ca_file or None)
 
 
 class OutboxSection(Section):

@@ -105,7 +105,7 @@ def check_broker_auth(settings: AgentSettings) -> Check:
             password=settings.mqtt.password or None,
             identifier=f"doctor-{settings.device.id}",
             timeout=5,
-            tls_params=aiomqtt.TLSParameters() if settings.mqtt.url.startswith("mqtts") else None,
+            tls_params=settings.mqtt.tls(),
         ):
             pass
 

@@ -210,7 +210,7 @@ class Uplink:
             will=aiomqtt.Will(
                 topic(self._device, Channel.STATE), self._will(connected_at), qos=1, retain=True
             ),
-            tls_params=aiomqtt.TLSParameters() if url.scheme == "mqtts" else None,
+            tls_params=mqtt_cfg.tls(),
             socket_options=NO_DELAY,
         )
         # Many publishes are in flight by design (flow control is max_inflight); don't warn.

@@ -51,6 +51,7 @@ STORED_CHANNELS = (
     Channel.EVENTS,
     Channel.STATE,
     Channel.ACKS,
+    Channel.FRAMES,
 )
 DATA_TOPICS = tuple(TOPIC_BY_CHANNEL[c] for c in STORED_CHANNELS)
 
@@ -246,5 +247,6 @@ class Housekeeping:
                 raw_days=cfg.raw_days,
                 rollup_days=cfg.rollup_days,
                 events_days=cfg.events_days,
+                frames_days=cfg.frames_days,
                 archive_dir=Path(cfg.archive_dir) if cfg.archive_dir else None,
             )

@@ -318,12 +318,24 @@ class Ack(WireModel):
 # --- frames (thin devices) ---------------------------------------------------------------
 
 
+class FramePurpose(StrEnum):
+    """Why a frame was sent: the hub keeps snapshots and captures, and only routes the rest."""
+
+    SNAPSHOT = "snapshot"
+    """An annotated JPEG of a rule hit, for the dashboard."""
+    CAPTURE = "capture"
+    """A frame the model was unsure about, uploaded for labelling and retraining."""
+    INFERENCE = "inference"
+    """A frame from a device that runs no model, for a gateway agent to detect on."""
+
+
 class Frame(WireModel):
-    """Body of `frames`: one JPEG from a device that runs no model (base64 on the wire)."""
+    """Body of `frames`: one JPEG (base64 on the wire), and why it was sent."""
 
     ts: AwareDatetime
     frame_id: Name
     camera: Name = "default"
+    purpose: FramePurpose = FramePurpose.SNAPSHOT
     width: Annotated[int, Field(gt=0, le=16384)]
     height: Annotated[int, Field(gt=0, le=16384)]
     jpeg: Annotated[Base64Bytes, Field(min_length=4, max_length=MAX_FRAME_JPEG_BYTES)]

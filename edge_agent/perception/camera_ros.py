@@ -20,7 +20,7 @@ from sensor_msgs.msg import Image as ImageMsg
 
 from edge_agent.perception.camera_config import CameraSection
 from edge_agent.perception.camera_sources import Image, SourceUnavailable
-from edge_agent.rosnode import RosNode
+from protocol.rosnode import RosNode
 
 _CHANNELS = {"bgr8": 3, "rgb8": 3, "8UC3": 3, "mono8": 1, "8UC1": 1, "bgra8": 4, "rgba8": 4}
 _TO_BGR = {

@@ -34,7 +34,7 @@ from edge_agent.perception.pipeline import (
 from edge_agent.perception.rules import ConditionChange
 from edge_agent.telemetry import OutboxBatcher
 from protocol import Channel, DetectionBatch, Event, FrameResult, TelemetryPoint, encode
-from protocol.models import MAX_FRAME_JPEG_BYTES, Frame
+from protocol.models import MAX_FRAME_JPEG_BYTES, Frame, FramePurpose
 
 logger = logging.getLogger(__name__)
 
@@ -172,6 +172,7 @@ def _frame_of(result: FrameResult, jpeg: bytes) -> Frame:
         ts=result.ts,
         frame_id=result.frame_id,
         camera=result.camera,
+        purpose=FramePurpose.CAPTURE,
         width=width,
         height=height,
         jpeg=jpeg,

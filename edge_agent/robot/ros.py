@@ -37,10 +37,10 @@ from std_msgs.msg import Bool, Header
 
 from edge_agent.config import AgentSettings, RosSection
 from edge_agent.robot.link import Clock, LinkedRobot, _utcnow
-from edge_agent.rosnode import RosNode
 from protocol import Event, TelemetryPoint
 from protocol.models import WireModel
 from protocol.robot import RobotBattery, RobotOdometry, RobotPath, RobotVelocity
+from protocol.rosnode import RosNode
 
 logger = logging.getLogger(__name__)
 

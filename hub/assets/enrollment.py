@@ -26,9 +26,11 @@ from typing import Literal
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub.assets.rules import check_ttl, slugify, unique_id
+from hub.assets.service import BrokerUnavailable
 from hub.audit.chain import Actor, Entry
 from hub.audit.log import AuditLog
 from hub.auth.errors import ApiError, InvalidInput, NotFound
+from hub.broker.dynsec import Provisioner, ProvisioningError
 from hub.storage.db import transaction
 from hub.storage.repositories import assets as assets_repo
 from hub.storage.repositories import enrollment as repo
@@ -62,7 +64,7 @@ class TokenGone(ApiError):
 
 
 class ExternalBrokerEnrollment(ApiError):
-    """Enrollment cannot provision logins in an external broker yet (501)."""
+    """The external broker has no provisioning configured (`[broker] provisioning`) (501)."""
 
     status = 501
     code = "external_broker"
@@ -161,17 +163,19 @@ class EnrollmentService:
         *,
         hub_public_key: str,
         broker: BrokerAccess,
+        provisioner: Provisioner | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._sessions, self._audit, self._clock = sessions, audit, clock
         self.hub_public_key, self.broker = hub_public_key, broker
+        self._provisioner = provisioner
 
     async def enroll(self, request: EnrollRequest, *, api_host: str | None) -> EnrollResponse:
         """Spend the token on a new device; `TokenUnknown` / `TokenGone` otherwise."""
-        if not self.broker.embedded:
+        if not self.broker.embedded and self._provisioner is None:
             raise ExternalBrokerEnrollment(
-                "this hub uses an external MQTT broker; enrollment provisions logins in the "
-                "embedded broker only (add the device to the broker by hand)"
+                "this hub uses an external MQTT broker without provisioning; set [broker] "
+                'provisioning = "dynsec" (Mosquitto) or add the device to the broker by hand'
             )
         digest = token_hash(request.token)
         async with transaction(self._sessions) as session:  # cheap refusal before argon2
@@ -191,6 +195,8 @@ class EnrollmentService:
                 password_hash=password_hash,
                 now=device.created_at,
             )
+            # Inside the transaction: a broker that refuses the login enrolls nothing.
+            await self._provision(device.id, password)
             await self._audit.record(_enrolled(device, token, request), session=session)
         mqtt = MqttCredentials(
             url=self._mqtt_url(api_host),
@@ -199,6 +205,16 @@ class EnrollmentService:
             protocol=self.broker.protocol,
         )
         return EnrollResponse(device_id=device.id, mqtt=mqtt, hub_public_key=self.hub_public_key)
+
+    async def _provision(self, device_id: str, password: str) -> None:
+        if self._provisioner is None:
+            return
+        try:
+            await self._provisioner.add_device(device_id, password)
+        except ProvisioningError as exc:
+            raise BrokerUnavailable(
+                f"the broker did not take the device's login; nothing was enrolled: {exc}"
+            ) from exc
 
     def _usable(self, token: TokenRecord | None) -> TokenRecord:
         if token is None:

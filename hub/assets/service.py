@@ -22,8 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from hub.assets.rules import check_labels, check_name, check_site_id
 from hub.audit.chain import Actor, Entry
 from hub.audit.log import AuditLog
-from hub.auth.errors import Conflict, InvalidInput, NotFound
+from hub.auth.errors import ApiError, Conflict, InvalidInput, NotFound
 from hub.auth.principal import Principal
+from hub.broker.dynsec import Provisioner, ProvisioningError
 from hub.storage.db import transaction
 from hub.storage.repositories import assets as repo
 from hub.storage.repositories.assets import (
@@ -37,6 +38,13 @@ from hub.storage.repositories.credentials import revoke_credentials
 
 _UNSET: Any = object()
 MAX_PAGE = 500
+
+
+class BrokerUnavailable(ApiError):
+    """The external broker did not confirm a login change (503)."""
+
+    status = 503
+    code = "broker_unavailable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,9 +119,11 @@ class AssetService:
         sessions: async_sessionmaker[AsyncSession],
         audit: AuditLog,
         *,
+        provisioner: Provisioner | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._sessions, self._audit, self._clock = sessions, audit, clock
+        self._provisioner = provisioner
 
     # --- sites ---------------------------------------------------------------------------
 
@@ -242,6 +252,7 @@ class AssetService:
             now = self._clock()
             await repo.update_device(session, device_id=device_id, values={"removed_at": now})
             revoked = await revoke_credentials(session, device=device_id, now=now)
+            await self._deprovision(device_id)
             await self._audit.record(
                 Entry(
                     actor=principal.username,
@@ -255,6 +266,17 @@ class AssetService:
                 session=session,
             )
         return True
+
+    async def _deprovision(self, device_id: str) -> None:
+        """Delete the login in an external broker before the removal commits (503 if it fails)."""
+        if self._provisioner is None:
+            return
+        try:
+            await self._provisioner.remove_device(device_id)
+        except ProvisioningError as exc:
+            raise BrokerUnavailable(
+                f"the broker did not delete the device's login; nothing was removed: {exc}"
+            ) from exc
 
     # --- scope ---------------------------------------------------------------------------
 

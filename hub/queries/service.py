@@ -28,7 +28,9 @@ from hub.auth.errors import InvalidInput, NotFound
 from hub.auth.principal import Principal
 from hub.storage.db import transaction
 from hub.storage.repositories import assets as asset_repo
+from hub.storage.repositories import frames as frames_repo
 from hub.storage.repositories import readings as repo
+from hub.storage.repositories.frames import FrameFilter, FrameView
 from hub.storage.repositories.readings import (
     Bucket,
     DetectionFilter,
@@ -44,7 +46,7 @@ from hub.storage.repositories.rollups import floor_minute
 Resolution = Literal["raw", "1m", "auto"]
 DEFAULT_RANGE = timedelta(hours=1)
 MAX_PAGE = 500
-_Row = TypeVar("_Row", DetectionView, EventView)
+_Row = TypeVar("_Row", DetectionView, EventView, FrameView)
 
 
 def bucket_width(span: timedelta, max_points: int) -> int:
@@ -195,6 +197,34 @@ class QueryService:
                 await _visible_device(session, principal, device_id)
             rows = await repo.list_events(session, where=where, window=window)
         return _page(rows, limit)
+
+    async def frames(
+        self,
+        principal: Principal,
+        device_id: str | None,
+        *,
+        purpose: str | None,
+        span: Range,
+        cursor: str | None,
+        limit: int,
+    ) -> tuple[list[FrameView], str | None]:
+        """A page of kept frames (snapshots, captures) of one device or of the caller's sites."""
+        window = _window(span, cursor, limit)
+        where = FrameFilter(device=device_id, sites=principal.sites, purpose=purpose)
+        async with transaction(self._sessions) as session:
+            if device_id is not None:
+                await _visible_device(session, principal, device_id)
+            rows = await frames_repo.list_frames(session, where=where, window=window)
+        return _page(rows, limit)
+
+    async def frame_jpeg(self, principal: Principal, device_id: str, frame_id: str) -> bytes:
+        """The JPEG of a kept frame; 404 when there is none (or the device is out of scope)."""
+        async with transaction(self._sessions) as session:
+            await _visible_device(session, principal, device_id)
+            data = await frames_repo.frame_jpeg(session, device=device_id, frame_id=frame_id)
+        if data is None:
+            raise NotFound(f"no kept frame {frame_id!r} of {device_id!r}", code="frame_not_found")
+        return data
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from protocol.models import Ack, DetectionBatch, DeviceState, Envelope, Event, TelemetryBatch
+from protocol.models import (
+    Ack,
+    DetectionBatch,
+    DeviceState,
+    Envelope,
+    Event,
+    Frame,
+    FramePurpose,
+    TelemetryBatch,
+)
 
 Row = dict[str, Any]
 
@@ -30,6 +39,7 @@ class RowPlan:
     detections: list[Row] = field(default_factory=list)
     events: list[Row] = field(default_factory=list)
     acks: list[Row] = field(default_factory=list)
+    frames: list[Row] = field(default_factory=list)
     received: list[Row] = field(default_factory=list)
     states: dict[str, Row] = field(default_factory=dict)
     """The newest state per device in the batch (older ones could never win)."""
@@ -114,8 +124,22 @@ def state_row(env: Envelope, body: DeviceState) -> Row:
     }
 
 
+def frame_row(env: Envelope, body: Frame) -> Row:
+    """A `frames` row: a snapshot or capture JPEG with what the hub needs to serve it."""
+    return {
+        **_key(env),
+        "ts": body.ts,
+        "frame_id": body.frame_id,
+        "camera": body.camera,
+        "purpose": body.purpose.value,
+        "width": body.width,
+        "height": body.height,
+        "jpeg": body.jpeg,
+    }
+
+
 def plan_rows(envelopes: Sequence[Envelope]) -> RowPlan:
-    """Split a batch into rows per table; frames only record their seq."""
+    """Split a batch into rows per table; frames sent for inference only record their seq."""
     plan = RowPlan()
     for env in envelopes:
         plan.received.append(_key(env))
@@ -131,6 +155,8 @@ def plan_rows(envelopes: Sequence[Envelope]) -> RowPlan:
         elif isinstance(body, DeviceState):
             plan.state_envelopes += 1
             _keep_newest(plan.states, state_row(env, body))
+        elif isinstance(body, Frame) and body.purpose is not FramePurpose.INFERENCE:
+            plan.frames.append(frame_row(env, body))
     return plan
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import glob
 import os
 import random
 import signal
@@ -40,6 +41,12 @@ from protocol import (
 )
 
 MOSQUITTO = "/usr/sbin/mosquitto"
+MOSQUITTO_CTRL = "/usr/bin/mosquitto_ctrl"
+DYNSEC_PLUGIN = next(
+    iter(sorted(glob.glob("/usr/lib/*/mosquitto_dynamic_security.so"))),
+    "/usr/lib/mosquitto_dynamic_security.so",
+)
+"""Mosquitto's dynamic-security plugin (Debian installs it in the multiarch directory)."""
 EDGE_AGENT = str(Path(sys.executable).parent / "edge-agent")
 
 
@@ -74,7 +81,15 @@ def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.05) 
 class PrivateBroker:
     """A real Mosquitto on its own port, that a test may stop, kill and restart."""
 
-    def __init__(self, workdir: Path, *, users: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        users: dict[str, str] | None = None,
+        dynsec_admin: tuple[str, str] | None = None,
+    ) -> None:
+        """`users`: a password file; `dynsec_admin` (user, password): the dynamic-security
+        plugin, initialised with that admin client (`mosquitto_ctrl dynsec init`)."""
         self.workdir, self.port = workdir, free_port()
         self.url = f"mqtt://127.0.0.1:{self.port}"
         self._proc: subprocess.Popen[bytes] | None = None
@@ -94,6 +109,15 @@ class PrivateBroker:
             for user, password in users.items():
                 subprocess.run(["mosquitto_passwd", "-b", str(pwfile), user, password], check=True)
             lines += ["allow_anonymous false", f"password_file {pwfile}"]
+        elif dynsec_admin:
+            state = workdir / "dynamic-security.json"
+            init = [MOSQUITTO_CTRL, "dynsec", "init", str(state), *dynsec_admin]
+            subprocess.run(init, check=True, capture_output=True)
+            lines += [
+                "allow_anonymous false",
+                f"plugin {DYNSEC_PLUGIN}",
+                f"plugin_opt_config_file {state}",
+            ]
         else:
             lines.append("allow_anonymous true")
         (workdir / "mosquitto.conf").write_text("\n".join(lines) + "\n")

@@ -15,6 +15,7 @@ from hub.storage.models import (
     Detection,
     DeviceStatus,
     EventRow,
+    FrameRow,
     ReceivedSeq,
     Telemetry,
     table_of,
@@ -24,7 +25,7 @@ from hub.storage.repositories.commands import advance_commands
 from hub.storage.rows import Row, plan_rows
 from protocol.models import Envelope
 
-DATA_TABLES = ("telemetry", "detections", "events", "acks", "device_status")
+DATA_TABLES = ("telemetry", "detections", "events", "acks", "frames", "device_status")
 """Tables whose counts make up `StoreResult.inserted` / `.duplicates`."""
 
 
@@ -62,6 +63,7 @@ _ROW_TABLES: tuple[tuple[str, Table], ...] = (
     ("detections", table_of(Detection)),
     ("events", table_of(EventRow)),
     ("acks", table_of(AckRow)),
+    ("frames", table_of(FrameRow)),
     ("received_seqs", table_of(ReceivedSeq)),
 )
 
@@ -70,10 +72,11 @@ _ROW_TABLES: tuple[tuple[str, Table], ...] = (
 async def store_envelopes(session: AsyncSession, *, envelopes: Sequence[Envelope]) -> StoreResult:
     """Write a batch of envelopes, each to its table, skipping what is already stored.
 
-    Every envelope's `(device, stream, seq)` lands in `received_seqs` (frames only
-    there); `state` envelopes update `device_status` when newer; `ack` envelopes advance
-    the status of the command they answer (`commands`). Runs in the
-    caller's transaction: commit it to make the batch durable, all or nothing.
+    Every envelope's `(device, stream, seq)` lands in `received_seqs` (frames sent
+    for inference only there); snapshot and capture frames land in `frames`; `state`
+    envelopes update `device_status` when newer; `ack` envelopes advance the status of
+    the command they answer (`commands`). Runs in the caller's transaction: commit it
+    to make the batch durable, all or nothing.
 
     Example:
         >>> async def ingest(sessions, envelopes):
@@ -86,6 +89,7 @@ async def store_envelopes(session: AsyncSession, *, envelopes: Sequence[Envelope
         "detections": plan.detections,
         "events": plan.events,
         "acks": plan.acks,
+        "frames": plan.frames,
         "received_seqs": plan.received,
     }
     counts: dict[str, TableCounts] = {}

@@ -110,15 +110,15 @@ class Window:
     limit: int
 
 
-def _older(columns: Sequence[Any], values: Sequence[Any]) -> ColumnElement[bool]:
+def older_than(columns: Sequence[Any], values: Sequence[Any]) -> ColumnElement[bool]:
     """`columns < values` compared as a tuple (spelt out: SQLite's row values bind untyped)."""
     head, value = columns[0], values[0]
     if len(columns) == 1:
         return head < value  # type: ignore[no-any-return]
-    return or_(head < value, and_(head == value, _older(columns[1:], values[1:])))
+    return or_(head < value, and_(head == value, older_than(columns[1:], values[1:])))
 
 
-def _windowed(query: Select[Any], ts: Any, window: Window) -> Select[Any]:
+def windowed(query: Select[Any], ts: Any, window: Window) -> Select[Any]:
     if window.since is not None:
         query = query.where(ts >= window.since)
     if window.until is not None:
@@ -272,8 +272,8 @@ async def list_detections(
     if where.model is not None:
         query = query.where(Detection.model_name == where.model)
     if window.after is not None:
-        query = query.where(_older(_DETECTION_ORDER, window.after.key()))
-    query = _windowed(query.order_by(*(c.desc() for c in _DETECTION_ORDER)), Detection.ts, window)
+        query = query.where(older_than(_DETECTION_ORDER, window.after.key()))
+    query = windowed(query.order_by(*(c.desc() for c in _DETECTION_ORDER)), Detection.ts, window)
     return [_detection(row) for row in await session.scalars(query)]
 
 
@@ -330,8 +330,8 @@ async def list_events(
     if where.severity is not None:
         query = query.where(EventRow.severity == where.severity)
     if window.after is not None:
-        query = query.where(_older(_EVENT_ORDER, window.after.key()[:4]))
-    query = _windowed(query.order_by(*(c.desc() for c in _EVENT_ORDER)), EventRow.ts, window)
+        query = query.where(older_than(_EVENT_ORDER, window.after.key()[:4]))
+    query = windowed(query.order_by(*(c.desc() for c in _EVENT_ORDER)), EventRow.ts, window)
     return [
         EventView(
             Position(row.ts, row.device, row.stream, row.seq), row.type, row.severity, row.detail

@@ -19,6 +19,7 @@ from hub.storage.models import (
     DeadLetter,
     Detection,
     EventRow,
+    FrameRow,
     ReceivedSeq,
     Telemetry,
     TelemetryRollup,
@@ -49,9 +50,11 @@ async def enforce_retention(
     rollup_days: float,
     events_days: float,
     archive_dir: Path | None,
+    frames_days: float = 7,
 ) -> RetentionResult:
     """Delete raw telemetry and detections older than `raw_days`, rollups older than
-    `rollup_days`, events, acks, dead letters and last-will seqs older than `events_days`.
+    `rollup_days`, events, acks, dead letters and last-will seqs older than `events_days`,
+    and snapshot and capture frames older than `frames_days`.
 
     With `archive_dir`, raw telemetry is archived before it goes (see
     `hub.storage.archive`); the archive files are complete before this returns, so
@@ -79,6 +82,9 @@ async def enforce_retention(
     deleted["events"] = await _delete(conn, EventRow, EventRow.ts < events_cutoff)
     deleted["acks"] = await _delete(conn, AckRow, AckRow.at < events_cutoff)
     deleted["deadletters"] = await _delete(conn, DeadLetter, DeadLetter.received_at < events_cutoff)
+    deleted["frames"] = await _delete(
+        conn, FrameRow, FrameRow.ts < now - timedelta(days=frames_days)
+    )
     will_cutoff_ms = int(events_cutoff.timestamp() * 1000)
     deleted["received_seqs"] = await _delete(
         conn, ReceivedSeq, ReceivedSeq.stream == WILL_STREAM, ReceivedSeq.seq < will_cutoff_ms

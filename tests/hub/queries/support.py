@@ -17,6 +17,7 @@ from protocol.models import (
     DetectedObject,
     DetectionBatch,
     Event,
+    Frame,
     FrameResult,
     ModelRef,
     Severity,
@@ -74,6 +75,8 @@ def _channel(body: Any) -> Channel:
         return Channel.TELEMETRY
     if isinstance(body, DetectionBatch):
         return Channel.DETECTIONS
+    if isinstance(body, Frame):
+        return Channel.FRAMES
     return Channel.EVENTS
 
 

@@ -12,6 +12,10 @@ import pytest
 from hub.storage.db import create_engine
 from hub.storage.migrate import migrate
 from tests.hub.auth.support import Hub, running_hub
+from tests.hub.queries.test_frames import (
+    test_paging_and_scope,
+    test_snapshots_and_captures_are_kept_with_their_detections,
+)
 from tests.hub.queries.test_queries import (
     test_auto_downsamples_rollups_to_at_most_max_points_buckets,
     test_detections_filter_by_class_zone_model_and_time,
@@ -22,6 +26,8 @@ from tests.hub.queries.test_queries import (
 from tests.integration.hub.storage.schemas import drop_schema
 
 __all__ = [
+    "test_paging_and_scope",
+    "test_snapshots_and_captures_are_kept_with_their_detections",
     "test_auto_downsamples_rollups_to_at_most_max_points_buckets",
     "test_detections_filter_by_class_zone_model_and_time",
     "test_devices_outside_the_callers_sites_answer_404",

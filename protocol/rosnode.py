@@ -1,6 +1,8 @@
 """One rclpy node in a context of its own, spun in a thread (rclpy's executor blocks).
 
-Shared by the ROS 2 robot adapter and the ROS 2 camera source. The agent owns
+Both sides of the ROS 2 robot contract use it: the agent's ROS 2 adapter and camera
+source, the simulator's ROS 2 robots and the benchmark's stand-in robot. Several
+nodes can live in one process (each has its own context and domain). The caller owns
 SIGTERM, so rclpy installs no signal handlers. Needs the `ros` extra.
 """
 

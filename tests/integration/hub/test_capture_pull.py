@@ -1,0 +1,165 @@
+"""`outpost capture pull` end to end: an enrolled device sends captured frames and their
+detections over MQTT to an embedded hub (ingest → bus → writer → `frames`); the CLI pulls
+them into a YOLO dataset with the model's boxes as pre-labels, and a second pull adds
+only what is new. The device's watermark covers the frames (nothing left to re-send)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import tomllib
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiomqtt
+import cv2
+import httpx
+import numpy as np
+import pytest
+import yaml
+
+from protocol import Channel, Envelope, decode, encode, topic
+from protocol.models import (
+    Box,
+    DetectedObject,
+    DetectionBatch,
+    Frame,
+    FramePurpose,
+    FrameResult,
+    ModelRef,
+    Watermark,
+)
+from tests.integration.harness import wait_for
+from tests.integration.hub.embedded import (
+    PASSWORD,
+    init_site,
+    install_agent,
+    start_embedded_hub,
+)
+from tests.integration.hubrig import OUTPOST
+
+pytestmark = pytest.mark.integration
+T0 = datetime(2026, 11, 27, 12, tzinfo=UTC)
+
+
+def captured(n: int, classes: list[str]) -> tuple[Frame, FrameResult]:
+    ok, data = cv2.imencode(".jpg", np.full((48, 64, 3), 40 * n, np.uint8))
+    assert ok
+    at = T0 + timedelta(seconds=n)
+    objects = [
+        DetectedObject(cls=c, conf=0.4 + i / 10, box=Box(x1=0.1, y1=0.2, x2=0.3, y2=0.6))
+        for i, c in enumerate(classes)
+    ]
+    result = FrameResult(
+        ts=at,
+        frame_id=f"cap-{n}",
+        model=ModelRef(name="det", version="3", sha256="b" * 64),
+        objects=objects,
+        latency_ms=9.0,
+    )
+    frame = Frame(
+        ts=at,
+        frame_id=f"cap-{n}",
+        purpose=FramePurpose.CAPTURE,
+        width=64,
+        height=48,
+        jpeg=data.tobytes(),
+    )
+    return frame, result
+
+
+async def send(url: str, device: str, password: str, start_seq: int, n: list[int]) -> int:
+    """Publish frames and detections as the device's agent would; the watermark reached."""
+    host, port = url.removeprefix("mqtt://").split(":")
+    bodies: list[Frame | DetectionBatch] = []
+    for i in n:
+        frame, result = captured(i, ["person", "forklift"][: 1 + i % 2])
+        bodies += [frame, DetectionBatch(frames=[result])]
+    async with aiomqtt.Client(
+        host,
+        int(port),
+        username=device,
+        password=password,
+        identifier=f"{device}-test",
+        protocol=aiomqtt.ProtocolVersion.V311,
+    ) as mqtt:
+        await mqtt.subscribe(topic(device, Channel.INGESTED), qos=1)
+        last = start_seq - 1
+        for seq, body in enumerate(bodies, start=start_seq):
+            channel = Channel.FRAMES if isinstance(body, Frame) else Channel.DETECTIONS
+            envelope = Envelope(device=device, stream="s1", seq=seq, ts=T0, kind=channel, body=body)
+            await mqtt.publish(topic(device, channel), encode(envelope), qos=1)
+            last = seq
+        async with asyncio.timeout(20):
+            async for message in mqtt.messages:
+                mark = decode(bytes(message.payload), Watermark)  # type: ignore[arg-type]
+                if mark.stream == "s1" and mark.seq >= last:
+                    return mark.seq
+    raise AssertionError("no watermark")
+
+
+def test_capture_pull_builds_a_labelling_dataset(tmp_path: Path) -> None:
+    running = start_embedded_hub(tmp_path)
+    try:
+        init_site(running)
+        installed = tomllib.loads(install_agent(running, tmp_path).read_text())
+        device, mqtt = installed["device"]["id"], installed["mqtt"]
+        url = f"mqtt://127.0.0.1:{running.mqtt_port}"
+        assert asyncio.run(send(url, device, mqtt["password"], 1, [1, 2])) >= 4
+
+        with httpx.Client(base_url=running.url, timeout=10) as api:
+            login = api.post("/api/v1/auth/login", json={"username": "root", "password": PASSWORD})
+            bearer = {"Authorization": f"Bearer {login.json()['access_token']}"}
+            key = api.post("/api/v1/auth/api-keys", json={"name": "labelling"}, headers=bearer)
+            env = {**running.env, "OUTPOST_API_KEY": key.json()["key"]}
+
+            def listed() -> int:
+                page = api.get("/api/v1/frames", params={"purpose": "capture"}, headers=bearer)
+                return len(page.json()["items"])
+
+            wait_for(lambda: listed() == 2, 10, "two captures at the hub")
+
+        out = tmp_path / "labelling"
+        pull = [OUTPOST, "capture", "pull", "--hub", running.url, "--out", str(out)]
+        first = subprocess.run(pull, env=env, capture_output=True, text=True, timeout=60)
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert "2 new frame(s)" in first.stdout
+        images = sorted(p.name for p in (out / "images").iterdir())
+        assert images == [f"{device}_cap-1.jpg", f"{device}_cap-2.jpg"]
+        data = yaml.safe_load((out / "data.yaml").read_text())
+        assert data["names"] == {0: "person", 1: "forklift"}
+        label = (out / "labels" / f"{device}_cap-2.txt").read_text().splitlines()
+        assert label == ["0 0.200000 0.400000 0.200000 0.400000"]
+        image = cv2.imread(str(out / "images" / f"{device}_cap-1.jpg"))
+        assert image.shape == (48, 64, 3)
+
+        assert asyncio.run(send(url, device, mqtt["password"], 5, [3])) >= 6
+        wait_for(lambda: _count(running.url, bearer) == 3, 10, "a third capture")
+        again = subprocess.run(pull, env=env, capture_output=True, text=True, timeout=60)
+        assert again.returncode == 0, again.stderr
+        assert "1 new frame(s), 2 already here" in again.stdout
+        rows = (out / "captures.csv").read_text().splitlines()
+        assert len(rows) == 4  # header + 3 frames
+        assert rows[1].split(",")[4] == "det:3"
+
+        refused = subprocess.run(
+            [*pull[:-2], "--out", str(tmp_path / "x")],
+            env={**env, "OUTPOST_API_KEY": "opk_nope"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert refused.returncode == 2
+        assert "refused the API key" in refused.stderr
+    except BaseException:
+        print(running.hub.tail())
+        raise
+    finally:
+        running.hub.stop()
+
+
+def _count(base: str, headers: dict[str, str]) -> int:
+    page = httpx.get(
+        f"{base}/api/v1/frames", params={"purpose": "capture"}, headers=headers, timeout=10
+    )
+    return len(page.json()["items"])
