@@ -5,11 +5,11 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-EXTRAS ?= edge,hub,dev,ros,train
+EXTRAS ?= edge,hub,dev,ros,train,sim
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help setup check test unit integration demo schemas services-start services-stop services-status clean
+.PHONY: help setup dashboard check test unit integration demo schemas services-start services-stop services-status clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -20,7 +20,44 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
 	@touch $(STAMP)
 
-setup: $(STAMP) ## Create .venv and install Outpost with the extras the tests need (fast when done)
+setup: $(STAMP) dashboard ## Create .venv, install Outpost with the test extras, build the dashboard (fast when done)
+
+# The dashboard (dashboard/out, served by the hub at /). Each step runs only when its inputs
+# changed: `npm ci` on package-lock.json, the OpenAPI dump on hub/ sources, the type check and
+# `next build` on the dashboard's sources. The schema is rewritten only when the API changed.
+DASH := dashboard
+DASH_MODULES := $(DASH)/node_modules/.installed
+DASH_SCHEMA := $(DASH)/src/api/schema.d.ts
+DASH_OPENAPI := $(DASH)/.stamp-openapi
+DASH_BUILT := $(DASH)/out/.built
+DASH_SRC := $(shell find $(DASH)/src $(DASH)/public -type f ! -name schema.d.ts 2>/dev/null) \
+	$(DASH)/package.json $(DASH)/package-lock.json $(DASH)/next.config.ts $(DASH)/tsconfig.json
+HUB_SRC := $(shell find hub protocol -name '*.py' 2>/dev/null)
+NPM_ENV := NEXT_TELEMETRY_DISABLED=1 npm_config_audit=false npm_config_fund=false
+
+$(DASH_MODULES): $(DASH)/package-lock.json $(DASH)/package.json
+	cd $(DASH) && $(NPM_ENV) npm ci --no-audit --no-fund
+	@touch $@
+
+$(DASH_OPENAPI): $(STAMP) $(HUB_SRC) $(DASH)/scripts/openapi.py $(DASH_MODULES)
+	$(PY) $(DASH)/scripts/openapi.py > $(DASH)/openapi.json.tmp
+	@if [ -f $(DASH_SCHEMA) ] && cmp -s $(DASH)/openapi.json.tmp $(DASH)/openapi.json; then \
+		rm $(DASH)/openapi.json.tmp; echo "dashboard: API unchanged"; \
+	else \
+		mv $(DASH)/openapi.json.tmp $(DASH)/openapi.json && \
+		cd $(DASH) && npx --no-install openapi-typescript openapi.json -o src/api/schema.d.ts; \
+	fi
+	@touch $@
+
+$(DASH_SCHEMA): | $(DASH_OPENAPI)
+	@test -f $@ || { rm -f $(DASH_OPENAPI); $(MAKE) --no-print-directory $(DASH_OPENAPI); }
+
+$(DASH_BUILT): $(DASH_MODULES) $(DASH_SCHEMA) $(DASH_SRC) | $(DASH_OPENAPI)
+	cd $(DASH) && npx --no-install tsc --noEmit
+	cd $(DASH) && $(NPM_ENV) npx --no-install next build
+	@touch $@
+
+dashboard: $(DASH_OPENAPI) $(DASH_BUILT) ## Build the dashboard into dashboard/out (skipped when up to date)
 
 check: setup ## Lint, format check, strict types, import rule
 	$(VENV)/bin/ruff format --check .
@@ -29,6 +66,7 @@ check: setup ## Lint, format check, strict types, import rule
 	$(VENV)/bin/pytest -q tests/test_import_rule.py
 
 test: setup ## Start the real dev services, run every test, stop what was started
+	dashboard/scripts/ensure-chromium.sh
 	deploy/dev/with-services $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 unit: setup ## Tests that need no service
@@ -37,7 +75,7 @@ unit: setup ## Tests that need no service
 integration: setup ## Integration tests only (services must be running)
 	$(VENV)/bin/pytest -m integration $(PYTEST_ARGS)
 
-demo: setup ## Embedded hub with a simulated fleet, and the dashboard
+demo: setup dashboard ## Embedded hub with a simulated fleet, and the dashboard
 	$(VENV)/bin/outpost demo
 
 schemas: setup ## Regenerate protocol/schemas after changing a message model

@@ -225,3 +225,27 @@ def detect_command(
         )
         raise typer.Exit(2) from None
     emit(result, as_json=as_json)
+
+
+@app.command("ws")
+def ws_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    clients: Annotated[int, typer.Option(min=1, max=1000, help="Dashboard sockets.")] = 100,
+    messages: Annotated[int, typer.Option(min=100, help="Messages per measured round.")] = 2000,
+    window: Annotated[
+        int, typer.Option(min=1, max=800, help="Most messages in flight past the slowest socket.")
+    ] = 400,
+    batch: Annotated[int, typer.Option(min=1, help="Messages the driver publishes at once.")] = 50,
+    rounds: Annotated[int, typer.Option(min=1, max=20, help="Rounds per side; best kept.")] = 3,
+) -> None:
+    """Hub /api/v1/ws fan-out to 100 sockets against websockets.broadcast of the same texts."""
+    from bench import ws
+
+    try:
+        result = ws.run(
+            clients=clients, messages=messages, window=window, batch=batch, rounds=rounds
+        )
+    except ws.WsBenchError as exc:
+        _err.print(f"[bold red]bench ws could not run:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    emit(result, as_json=as_json)

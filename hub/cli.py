@@ -198,6 +198,8 @@ def device_list_command(config: ConfigOption = None) -> None:
     Console().print(table)
 
 
-# Registers `hub init`, `hub user …`, `hub audit verify`, `hub site …` and `hub token create`.
+# Registers `hub init`, `hub user …`, `hub audit verify`, `hub site …`, `hub token create`,
+# and `model push`, `model rollout …`.
 from hub import cli_assets as _cli_assets  # noqa: E402, F401
+from hub import cli_models as _cli_models  # noqa: E402, F401
 from hub import cli_users as _cli_users  # noqa: E402, F401

@@ -3,8 +3,8 @@
 Each role registers what it counts: ingest (`outpost_ingest_*`: received, routed,
 dead-lettered by reason, bus retries), the writer (`outpost_writer_*`: records,
 stored, duplicates, watermarks, restarts, and the consumer lag per topic), and the
-API (`outpost_command_publish_seconds`, the time from a command's request to the
-broker's PUBACK). The counters live where the work is done, as plain dataclasses;
+API (`outpost_command_publish_seconds`, the time from handing a signed command to
+the broker to its PUBACK). The counters live where the work is done, as plain dataclasses;
 this module only reads them when Prometheus scrapes, so counting costs nothing more.
 
 Example:
@@ -86,8 +86,7 @@ class HubMetrics:
         self.registry = registry or CollectorRegistry()
         self.command_publish = Histogram(
             "outpost_command_publish_seconds",
-            "From a command request to the broker's PUBACK",
-            ["type"],
+            "From handing a signed command to the broker to its PUBACK",
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=self.registry,
         )

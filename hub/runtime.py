@@ -4,7 +4,7 @@
 |--------|------------------------------------------------------------------|
 | api    | the REST + WebSocket API (uvicorn)                               |
 | ingest | MQTT shared subscription → bus, acknowledged after the bus holds it |
-| worker | bus → database, watermarks, rollups, retention                   |
+| worker | bus → database, watermarks, rollups, retention, alerts            |
 | all    | every role above in one process                                  |
 
 Several ingest and worker processes run side by side against the same broker,
@@ -22,13 +22,15 @@ from typing import Literal
 import uvicorn
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from hub.app import create_app
+from hub.alerts.worker import AlertWorker
+from hub.app import broker_provisioner, create_app
 from hub.broker.access import DeviceAuthority
 from hub.broker.embedded import EmbeddedBroker, device_url, local_url
 from hub.bus import create_bus
 from hub.bus.base import Bus
 from hub.errors import HubConfigError
 from hub.ingest.service import Ingest
+from hub.metrics import HubMetrics
 from hub.settings import HubSettings
 from hub.storage.db import create_engine, session_factory
 from hub.storage.migrate import migrate
@@ -71,18 +73,34 @@ async def serve(settings: HubSettings, role: Role) -> None:
     if embedded:
         settings, broker = _embedded_broker(settings, sessions)
         await broker.start()
+    provisioner = broker_provisioner(settings)
+    if provisioner is not None:  # every role publishes under outpost/ (commands, watermarks)
+        await provisioner.bootstrap()
     bus = build_bus(settings)
+    metrics = HubMetrics()
     try:
         await bus.start()
+        metrics.serve(settings.metrics.host, settings.metrics.port)
         async with asyncio.TaskGroup() as tg:
             if role in ("all", "ingest"):
-                tg.create_task(Ingest(settings, bus).run(), name="ingest")
+                ingest = Ingest(settings, bus)
+                metrics.count("outpost_ingest", ingest.counters)
+                tg.create_task(ingest.run(), name="ingest")
             if role in ("all", "worker"):
-                tg.create_task(Writer(settings, bus, sessions).run(), name="writer")
+                writer = Writer(settings, bus, sessions)
+                metrics.count("outpost_writer", writer.counters)
+                metrics.lag(settings.worker.group, lambda: writer.lag)
+                tg.create_task(writer.run(), name="writer")
                 tg.create_task(Housekeeping(settings, bus, sessions).run(), name="housekeeping")
+                tg.create_task(AlertWorker(settings, bus, sessions).run(), name="alerts")
             if role in ("all", "api"):
                 app = create_app(
-                    settings, engine, lambda: _bus_ok(bus), broker.probe if broker else None
+                    settings,
+                    engine,
+                    lambda: _bus_ok(bus),
+                    broker.probe if broker else None,
+                    bus=bus,
+                    metrics=metrics,
                 )
                 server = uvicorn.Server(
                     uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info")
@@ -90,6 +108,7 @@ async def serve(settings: HubSettings, role: Role) -> None:
                 tg.create_task(server.serve(), name="api")
             logger.info("hub role %s running", role)
     finally:
+        metrics.close()
         await bus.stop()
         if broker is not None:
             await broker.stop()

@@ -74,6 +74,11 @@ class BrokerSection(Section):
     """The broker URL enrollment gives devices (`mqtt://hub.example.com:1883`); empty: the
     embedded broker's own address, or, when it listens everywhere, the host the
     device reached the API at."""
+    provisioning: Literal["none", "dynsec"] = "none"
+    """How enrollment gives a device its login in an external broker: `dynsec` through
+    Mosquitto's dynamic-security plugin (the hub logs in as its admin client); `none`
+    refuses enrollment (501) and leaves logins to you. The embedded broker needs none."""
+    provision_timeout_s: Seconds = 5.0
 
 
 class IngestSection(Section):
@@ -100,6 +105,8 @@ class RetentionSection(Section):
     raw_days: Annotated[float, Field(gt=0)] = 30
     rollup_days: Annotated[float, Field(gt=0)] = 400
     events_days: Annotated[float, Field(gt=0)] = 400
+    frames_days: Annotated[float, Field(gt=0)] = 7
+    """Rule-hit snapshots and captured frames (JPEGs in the database)."""
     archive_dir: str = ""
 
 
@@ -136,6 +143,55 @@ class ControlSection(Section):
     """Until the broker confirms (PUBACK); past it the command is `publish_failed` (503)."""
 
 
+class RegistrySection(Section):
+    """`[registry]`: where model artifacts live, upload limits, how rollouts are judged.
+
+    Artifacts are kept on local disk only (an S3-compatible store is not built yet).
+    """
+
+    artifact_dir: str = ""
+    """Empty: `DATA_DIR/models`."""
+    max_upload_bytes: Annotated[int, Field(ge=1024, le=4 << 30)] = 512 << 20
+    canary_health_s: Annotated[float, Field(ge=0, le=7 * 86_400)] = 60.0
+    """How long every canary device must run the model, unrejected, before promotion."""
+    latency_factor: Annotated[float, Field(ge=1.0, le=100.0)] = 1.5
+    """Roll back when canary inference latency exceeds this times the previous model's."""
+    check_interval_s: Seconds = 2.0
+    """How often the API process checks the rollouts in progress."""
+
+
+class AlertsSection(Section):
+    """Alert evaluation (a worker-role consumer group) and notifications.
+
+    Email is sent only when `smtp_host` is set; webhooks are signed with each
+    channel's own secret and retried `webhook_retries` times with capped backoff.
+    """
+
+    group: str = "outpost-alerts"
+    evaluation_interval_s: Seconds = 5.0
+    """How often device liveness is checked (the `device_offline` rules)."""
+    offline_after_s: Seconds = 60.0
+    """Default of `device_offline` rules that do not set `after_s`."""
+    webhook_timeout_s: Annotated[float, Field(gt=0, le=60)] = 5.0
+    webhook_retries: Annotated[int, Field(ge=0, le=20)] = 5
+    retry_initial_s: Seconds = 1.0
+    retry_max_s: Seconds = 60.0
+    smtp_host: str = ""
+    smtp_port: Annotated[int, Field(ge=1, le=65535)] = 25
+    smtp_from: str = "outpost-hub@localhost"
+    smtp_starttls: bool = False
+    smtp_username: str = ""
+    smtp_password: str = Field("", repr=False)
+    smtp_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
+
+
+class MetricsSection(Section):
+    """Prometheus metrics of this process on `http://HOST:PORT/metrics`; port 0: none."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 0
+
+
 class HubSettings(EnvOverFileSettings):
     """Everything the hub reads at start-up."""
 
@@ -154,6 +210,9 @@ class HubSettings(EnvOverFileSettings):
     retention: RetentionSection = RetentionSection()
     auth: AuthSection = AuthSection()
     control: ControlSection = ControlSection()
+    metrics: MetricsSection = MetricsSection()
+    alerts: AlertsSection = AlertsSection()
+    registry: RegistrySection = RegistrySection()
 
     @model_validator(mode="after")
     def _default_database(self) -> HubSettings:

@@ -79,6 +79,8 @@ class Writer:
     ) -> None:
         self._settings, self._bus, self._sessions = settings, bus, sessions
         self.counters = WorkerCounters()
+        self.lag: dict[str, int] = {}
+        """Records on the bus not yet read, per topic, as of the last poll (for metrics)."""
 
     async def run(self) -> None:
         """Write until cancelled, riding out Kafka, database and broker outages.
@@ -111,6 +113,7 @@ class Writer:
                 records = await consumer.poll(
                     max_records=self._settings.worker.batch_max, timeout_s=1.0
                 )
+                self.lag = consumer.lag()
                 if not records:
                     continue
                 marks = await self._store(records)

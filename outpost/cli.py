@@ -7,6 +7,7 @@ import typer
 import bench.cli
 import hub.cli
 import sim.cli
+import training.capture
 import training.cli
 from outpost import __version__, stubs
 
@@ -27,12 +28,13 @@ GROUPS: dict[str, typer.Typer] = {
     "sim": sim.cli.app,
     "dataset": training.cli.dataset_app,
     "drift": training.cli.drift_app,
-    "capture": training.cli.capture_app,
+    "capture": training.capture.capture_app,
     "bench": bench.cli.app,
 }
 
 for _path in ("hub", "model", "sim", "dataset", "drift", "capture", "bench"):
     app.add_typer(GROUPS[_path], name=_path)
+app.command("train")(training.cli.train)
 stubs.register(GROUPS)
 
 

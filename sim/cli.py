@@ -1,7 +1,235 @@
-"""`outpost sim …`: run simulated robots against a hub, generate datasets."""
+"""`outpost sim …`: run simulated robots against a hub, generate datasets.
+
+Heavy imports (OpenCV, numpy) happen inside the commands, so `outpost --help` stays fast.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
 import typer
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from sim.scenario import Scenario
 
 app = typer.Typer(help="Simulated robots, people and cameras.", no_args_is_help=True)
+
+BAD_USAGE_EXIT = 2
+
+
+@app.command("dataset")
+def dataset(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the dataset into.")],
+    images: Annotated[int, typer.Option("--images", min=1, help="How many images.")],
+    val: Annotated[
+        float, typer.Option("--val", min=0.0, max=0.9, help="Fraction kept for validation.")
+    ] = 0.2,
+    imgsz: Annotated[
+        int, typer.Option("--imgsz", min=32, max=4096, help="Image width (height is 3/4).")
+    ] = 320,
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same dataset.")] = 0,
+    scenario: Annotated[
+        Path | None, typer.Option("--scenario", help="Scenario YAML (default: the warehouse).")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a dataset already in --out.")
+    ] = False,
+) -> None:
+    """Write a YOLO dataset (images, labels, data.yaml) rendered by the simulator."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from sim.dataset import check_out, generate_dataset
+    from sim.errors import SimError
+    from sim.scenario import load_scenario
+
+    console, err = Console(), Console(stderr=True)
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("images"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    )
+    try:
+        chosen = load_scenario(scenario) if scenario is not None else None
+        check_out(out, force=force)
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task("rendering", total=images)
+            summary = generate_dataset(
+                out,
+                images,
+                val_fraction=val,
+                imgsz=imgsz,
+                seed=seed,
+                scenario=chosen,
+                force=force,
+                on_image=lambda _i: progress.advance(task),
+            )
+    except SimError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(BAD_USAGE_EXIT) from None
+    boxes = ", ".join(f"{n} {name}" for name, n in summary.boxes.items())
+    console.print(
+        f"wrote {summary.train} train + {summary.val} val images to {summary.out} "
+        f"({summary.images_per_s:.1f} images/s); boxes: {boxes}",
+        highlight=False,
+    )
+    console.print(f"train with: yolo detect train data={summary.data_yaml}", highlight=False)
+
+
+@app.command("run")
+def run(
+    hub: Annotated[str, typer.Option("--hub", help="The hub's URL, e.g. http://127.0.0.1:8080.")],
+    robots: Annotated[
+        int, typer.Option("--robots", min=1, max=36, help="How many simulated robots.")
+    ] = 3,
+    scenario: Annotated[
+        Path | None, typer.Option("--scenario", help="Scenario YAML (default: the warehouse).")
+    ] = None,
+    workdir: Annotated[
+        Path, typer.Option("--workdir", help="Agents' configs, data and logs (reused next run).")
+    ] = Path("sim-fleet"),
+    token: Annotated[
+        list[str] | None, typer.Option("--token", help="An enrollment token; one per robot.")
+    ] = None,
+    site: Annotated[
+        str, typer.Option("--site", help="Site to enroll into (with --api-key: tokens made here).")
+    ] = "",
+    api_key: Annotated[
+        str,
+        typer.Option(
+            "--api-key", envvar="OUTPOST_API_KEY", help="An operator's API key, to create tokens."
+        ),
+    ] = "",
+    control_port: Annotated[
+        int, typer.Option("--control-port", help="Local port of the fault/control endpoint.")
+    ] = 8765,
+    camera_fps: Annotated[
+        float, typer.Option("--camera-fps", min=0.0, max=30.0, help="Robot camera rate; 0: none.")
+    ] = 2.0,
+    model: Annotated[
+        Path | None, typer.Option("--model", help="ONNX detector for the agents' perception.")
+    ] = None,
+    ros_domain: Annotated[
+        int | None, typer.Option("--ros-domain", help="ROS_DOMAIN_ID (default: environment's).")
+    ] = None,
+    synthetic_hz: Annotated[
+        float, typer.Option("--synthetic-hz", min=0.0, help="A counter per agent (0: none).")
+    ] = 0.0,
+    duration: Annotated[
+        float, typer.Option("--duration", min=0.0, help="Stop after this many seconds (0: never).")
+    ] = 0.0,
+    seed: Annotated[int, typer.Option("--seed", help="The world's seed.")] = 0,
+) -> None:
+    """Run simulated robots, each with a real enrolled edge agent, against a hub."""
+    import asyncio
+    import logging
+
+    from sim.errors import SimError
+    from sim.fleet import RunOptions, SimRun, default_ros_domain
+    from sim.scenario import default_scenario, load_scenario
+
+    err = Console(stderr=True)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        chosen = _fleet_scenario(scenario, robots, load_scenario, default_scenario)
+        options = RunOptions(
+            hub_url=hub,
+            workdir=workdir.resolve(),
+            tokens=tuple(token or ()),
+            api_key=api_key,
+            site=site,
+            control_port=control_port,
+            camera_fps=camera_fps,
+            model=model.resolve() if model else None,
+            ros_domain=default_ros_domain() if ros_domain is None else ros_domain,
+            synthetic_hz=synthetic_hz,
+            seed=seed,
+        )
+        asyncio.run(SimRun(options, chosen).run(duration or None))
+    except SimError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(BAD_USAGE_EXIT) from None
+    except KeyboardInterrupt:
+        pass
+
+
+def _fleet_scenario(
+    path: Path | None,
+    robots: int,
+    load: Callable[[Path], Scenario],
+    default: Callable[[int], Scenario],
+) -> Scenario:
+    """The scenario's first `robots` robots (the built-in warehouse grows to fit)."""
+    from sim.errors import ScenarioError
+
+    if path is None:
+        return default(robots)
+    scenario = load(path)
+    if len(scenario.robots) < robots:
+        raise ScenarioError(
+            f"{path}: has {len(scenario.robots)} robots, --robots asks for {robots}"
+        )
+    return scenario.model_copy(update={"robots": scenario.robots[:robots]})
+
+
+@app.command("fault")
+def fault(
+    kind: Annotated[str, typer.Argument(help="link_cut, broker_stop, camera_freeze, ...")],
+    robot: Annotated[str | None, typer.Option("--robot", help="The robot (device) id.")] = None,
+    seconds: Annotated[
+        float, typer.Option("--seconds", help="How long; for clock_skew the offset.")
+    ] = 10.0,
+    camera: Annotated[str | None, typer.Option("--camera", help="Camera name.")] = None,
+    to_pct: Annotated[
+        float, typer.Option("--to-pct", min=0.0, max=100.0, help="battery_drain: charge left.")
+    ] = 0.0,
+    metric: Annotated[str | None, typer.Option("--metric", help="sensor_spike: metric.")] = None,
+    value: Annotated[float | None, typer.Option("--value", help="sensor_spike: reading.")] = None,
+    control: Annotated[
+        str, typer.Option("--control", help="The running `outpost sim run`'s control URL.")
+    ] = "http://127.0.0.1:8765",
+) -> None:
+    """Inject a fault into a running `outpost sim run`."""
+    from pydantic import ValidationError
+
+    from sim.control import send_fault
+    from sim.errors import SimError
+    from sim.scenario import Fault
+
+    err = Console(stderr=True)
+    try:
+        wanted = Fault.model_validate(
+            {
+                "kind": kind,
+                "robot": robot,
+                "camera": camera,
+                "seconds": seconds,
+                "to_pct": to_pct,
+                "metric": metric,
+                "value": value,
+            }
+        )
+        accepted = send_fault(control, wanted)
+    except ValidationError as exc:
+        reasons = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        err.print(f"[bold red]error:[/] {reasons}", highlight=False, soft_wrap=True)
+        raise typer.Exit(BAD_USAGE_EXIT) from None
+    except SimError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    Console().print(f"injected: {accepted}", highlight=False)

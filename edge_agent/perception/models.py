@@ -363,6 +363,11 @@ class ModelManager:
         )
 
     async def _assigned(self, payload: bytes) -> None:
+        if not payload.strip():
+            # The hub cleared the retained assignment (a rollout rolled back on a device it
+            # had never assigned a model before): nothing new to run.
+            logger.info("the hub withdrew this device's model assignment; the current model stays")
+            return
         sig = _signature_of(payload)
         if sig is not None and sig == self._state.assignment:
             logger.debug("model assignment already handled; ignoring the retained copy")

@@ -19,8 +19,11 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.requests import HTTPConnection
 
+from hub.api.schemas.auth import refuse_nul
 from hub.assets.enrollment import EnrollmentService, EnrollmentTokens
 from hub.assets.service import AssetService
 from hub.audit.log import AuditLog
@@ -82,6 +85,25 @@ def token_service(request: Request) -> EnrollmentTokens:
 def client_address(request: Request) -> str:
     """The caller's address (the proxy's, unless uvicorn trusts forwarded headers)."""
     return request.client.host if request.client else "unknown"
+
+
+async def no_nul_parameters(request: HTTPConnection) -> None:
+    """422 when a path or query parameter holds NUL, which PostgreSQL text cannot hold.
+
+    An app-wide dependency (`hub.app`): it runs before any route's own, so the database
+    never sees one. Bodies are checked by `hub.api.schemas.auth.Body`. It takes the
+    connection, not the request, so that WebSocket routes can run it too.
+    """
+    for where, params in (
+        ("path", list(request.path_params.items())),
+        ("query", request.query_params.multi_items()),
+    ):
+        for name, value in params:
+            try:
+                refuse_nul(value)
+            except ValueError as exc:
+                error = {"type": "value_error", "loc": (where, name), "msg": str(exc)}
+                raise RequestValidationError([error]) from None
 
 
 AuthDep = Annotated[AuthService, Depends(auth_service)]

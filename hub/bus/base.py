@@ -27,12 +27,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import ClassVar, Protocol, Self
+from typing import ClassVar, Literal, Protocol, Self
 
 from hub.errors import HubError
 
 ProducerRecord = tuple[str, bytes, bytes]
 """`(topic, key, value)` as `produce_many` takes it; the topic is a plain name."""
+
+Start = Literal["committed", "latest"]
+"""Where a consumer begins: `committed` (its group's offsets, else the oldest record) or
+`latest`: a reader of its own that sees every partition from now on, shares nothing with
+other members of its group, and commits nothing (the API's live feed: each process reads all).
+"""
 
 
 class BusError(HubError):
@@ -103,6 +109,13 @@ class Consumer(Protocol):
         """Commit the offsets of everything `poll` has returned so far."""
         ...
 
+    def lag(self) -> dict[str, int]:
+        """Records on this member's partitions not yet returned by `poll`, per topic.
+
+        As of the last poll (no network round); for metrics.
+        """
+        ...
+
 
 class Bus(Protocol):
     """The hub's message bus (see the module docstring for an example)."""
@@ -123,6 +136,11 @@ class Bus(Protocol):
         """Send every `(topic, key, value)`, then return once all are durably held."""
         ...
 
-    def consumer(self, topics: Sequence[str], *, group: str) -> Consumer:
-        """A new member of consumer group `group` reading `topics` (plain names)."""
+    def consumer(
+        self, topics: Sequence[str], *, group: str, start: Start = "committed"
+    ) -> Consumer:
+        """A new member of consumer group `group` reading `topics` (plain names).
+
+        `start="latest"`: a private reader of every partition from the end (see `Start`).
+        """
         ...

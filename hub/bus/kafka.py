@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.codec import has_gzip, has_lz4, has_snappy, has_zstd
 
 from hub.bus._kafka_guard import guarded
-from hub.bus.base import BusClosed, BusConfigError, BusError, ProducerRecord, Record
+from hub.bus.base import BusClosed, BusConfigError, BusError, ProducerRecord, Record, Start
 from hub.bus.kafka_admin import ensure_topics, partition_counts
 from hub.bus.topics import ALL_TOPICS, prefixed, unprefixed
 
@@ -180,10 +180,16 @@ class KafkaBus:
         logger.info("bus: started a fresh Kafka producer after a failure")
         return fresh
 
-    def consumer(self, topics: Sequence[str], *, group: str) -> KafkaConsumer:
-        """A new member of consumer group `group` (prefixed like the topics)."""
+    def consumer(
+        self, topics: Sequence[str], *, group: str, start: Start = "committed"
+    ) -> KafkaConsumer:
+        """A new member of consumer group `group` (prefixed like the topics).
+
+        `start="latest"`: no group at all; every partition assigned by hand, from its end.
+        """
         names = [prefixed(self.topic_prefix, t) for t in topics]
-        return KafkaConsumer(self, names, prefixed(self.topic_prefix, group))
+        latest = start == "latest"
+        return KafkaConsumer(self, names, prefixed(self.topic_prefix, group), latest=latest)
 
     async def probe(self) -> None:
         """Health check: raise `BusError` unless Kafka answers a metadata request in time."""
@@ -231,17 +237,26 @@ SESSION_TIMEOUT_S = 10.0
 class KafkaConsumer:
     """A Kafka consumer group member (the `Consumer` protocol): manual commits, earliest reset."""
 
-    def __init__(self, bus: KafkaBus, topics: list[str], group: str) -> None:
-        """Not yet joined: use `async with`."""
+    def __init__(
+        self, bus: KafkaBus, topics: list[str], group: str, *, latest: bool = False
+    ) -> None:
+        """Not yet joined: use `async with`; `latest` reads every partition from its end."""
         self.topics = topics
         self.group = group
         self._bus = bus
+        self._latest = latest
         self._consumer: AIOKafkaConsumer | None = None
         self._returned: dict[TopicPartition, int] = {}
+        self._next: dict[TopicPartition, int] = {}
+        """Per partition: the offset after the last record `poll` returned (kept for `lag`)."""
 
     async def __aenter__(self) -> Self:
         """Connect and subscribe; the group is joined on the first `poll`."""
         self._bus._require_producer()
+        if self._latest:
+            self._consumer = await self._start_at_end()
+            self._bus._consumers.add(self)
+            return self
         consumer = AIOKafkaConsumer(
             *self.topics,
             bootstrap_servers=self._bus.bootstrap,
@@ -264,6 +279,31 @@ class KafkaConsumer:
         self._consumer = consumer
         self._bus._consumers.add(self)
         return self
+
+    async def _start_at_end(self) -> AIOKafkaConsumer:
+        """A group-less consumer assigned every partition, positioned at its end right now."""
+        bootstrap, timeout_s = self._bus.bootstrap, self._bus.timeout_s
+        counts = await partition_counts(bootstrap, self.topics, timeout_s=timeout_s)
+        partitions = [TopicPartition(t, p) for t in self.topics for p in range(counts.get(t, 0))]
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            client_id=CLIENT_ID,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="latest",
+        )
+        try:
+            async with guarded(bootstrap, "starting a reader at the end", timeout_s):
+                await consumer.start()
+                consumer.assign(partitions)
+                if partitions:  # topics are created by `start`; none is only a misconfiguration
+                    await consumer.seek_to_end(*partitions)
+                for tp in partitions:  # resolve now: records produced after this are seen
+                    await consumer.position(tp)
+        except BaseException:
+            await self._stop_quietly(consumer)
+            raise
+        return consumer
 
     async def __aexit__(
         self,
@@ -299,7 +339,7 @@ class KafkaConsumer:
         records: list[Record] = []
         for tp, batch in batches.items():
             records += [self._record(r) for r in batch]
-            self._returned[tp] = batch[-1].offset + 1
+            self._returned[tp] = self._next[tp] = batch[-1].offset + 1
         return records
 
     def _record(self, r: ConsumerRecord[bytes, bytes]) -> Record:
@@ -309,12 +349,30 @@ class KafkaConsumer:
     async def commit(self) -> None:
         """Commit what `poll` returned on the partitions still assigned to this member."""
         consumer = self._require()
+        if self._latest:  # no group: nothing to commit to
+            self._returned.clear()
+            return
         assigned = consumer.assignment()
         offsets = {tp: offset for tp, offset in self._returned.items() if tp in assigned}
         if offsets:
             async with guarded(self._bus.bootstrap, "committing offsets", self._bus.timeout_s):
                 await consumer.commit(offsets)
         self._returned.clear()
+
+    def lag(self) -> dict[str, int]:
+        """Per topic: the high watermark minus the position, summed over assigned partitions."""
+        consumer = self._consumer
+        if consumer is None:
+            return {}
+        lag: dict[str, int] = {}
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            position = self._next.get(tp)
+            if high is None or position is None:
+                continue
+            topic = unprefixed(self._bus.topic_prefix, tp.topic)
+            lag[topic] = lag.get(topic, 0) + max(0, high - position)
+        return lag
 
     def _require(self) -> AIOKafkaConsumer:
         if self._consumer is None:

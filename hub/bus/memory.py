@@ -35,6 +35,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import Sequence
@@ -42,7 +43,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
 
-from hub.bus.base import BusClosed, ProducerRecord, Record
+from hub.bus.base import BusClosed, ProducerRecord, Record, Start
 from hub.bus.partitioner import partition_for
 from hub.bus.topics import prefixed, unprefixed
 
@@ -53,6 +54,8 @@ DEFAULT_MAX_RECORDS_PER_PARTITION = 100_000
 
 TopicPartition = tuple[str, int]
 """(broker-side topic name, partition)."""
+
+_PRIVATE = itertools.count()
 
 
 @dataclass
@@ -145,9 +148,17 @@ class InMemoryBus:
             self._append(prefixed(self.topic_prefix, topic), key, value, now_ms)
         await self._notify()
 
-    def consumer(self, topics: Sequence[str], *, group: str) -> InMemoryConsumer:
-        """A new member of `group` for `topics`; it joins on `async with`."""
-        return InMemoryConsumer(self, [prefixed(self.topic_prefix, t) for t in topics], group)
+    def consumer(
+        self, topics: Sequence[str], *, group: str, start: Start = "committed"
+    ) -> InMemoryConsumer:
+        """A new member of `group` for `topics`; it joins on `async with`.
+
+        `start="latest"`: a private group of its own, positioned at the end when it joins.
+        """
+        names = [prefixed(self.topic_prefix, t) for t in topics]
+        if start == "latest":
+            return InMemoryConsumer(self, names, f"{group}~{next(_PRIVATE)}", latest=True)
+        return InMemoryConsumer(self, names, group)
 
     async def probe(self) -> None:
         """Health check: raise `BusClosed` unless the bus is started."""
@@ -239,11 +250,15 @@ class InMemoryBus:
 class InMemoryConsumer:
     """A consumer group member of an `InMemoryBus` (the `Consumer` protocol)."""
 
-    def __init__(self, bus: InMemoryBus, topics: list[str], group: str) -> None:
-        """Not yet joined: use `async with`."""
+    def __init__(
+        self, bus: InMemoryBus, topics: list[str], group: str, *, latest: bool = False
+    ) -> None:
+        """Not yet joined: use `async with`; `latest` starts at the end and never commits."""
         self.topics = topics
         self.group = group
         self._bus = bus
+        self._latest = latest
+        self._start: dict[TopicPartition, int] = {}
         self._generation = -1
         self._positions: dict[TopicPartition, int] = {}
         self._returned: dict[TopicPartition, int] = {}
@@ -252,6 +267,12 @@ class InMemoryConsumer:
     async def __aenter__(self) -> Self:
         """Join the group (the partitions are shared again among its members)."""
         await self._bus._join(self)
+        if self._latest:
+            self._start = {
+                (name, p): log.end
+                for name in self.topics
+                for p, log in enumerate(self._bus._logs[name])
+            }
         return self
 
     async def __aexit__(
@@ -262,6 +283,8 @@ class InMemoryConsumer:
     ) -> None:
         """Leave the group without committing."""
         await self._bus._leave(self)
+        if self._latest:  # its private group ends with it
+            self._bus._groups.pop(self.group, None)
 
     async def poll(self, *, max_records: int = 500, timeout_s: float = 1.0) -> list[Record]:
         """Up to `max_records` records, waiting at most `timeout_s` for the first; else `[]`."""
@@ -285,16 +308,31 @@ class InMemoryConsumer:
     async def commit(self) -> None:
         """Commit the offsets after every record `poll` returned, on partitions still owned."""
         group = self._bus._group_of(self)
+        if self._latest:  # a private reader keeps no offsets
+            self._returned.clear()
+            return
         self._refresh(group)
         group.committed.update(self._returned)
         self._returned.clear()
+
+    def lag(self) -> dict[str, int]:
+        """Per topic: records after this member's positions on the partitions it owns."""
+        lag: dict[str, int] = {}
+        for (name, partition), position in self._positions.items():
+            end = self._bus._logs[name][partition].end
+            topic = unprefixed(self._bus.topic_prefix, name)
+            lag[topic] = lag.get(topic, 0) + max(0, end - position)
+        return lag
 
     def _refresh(self, group: _Group) -> None:
         """Take up the current assignment after members joined or left."""
         if self._generation == group.generation:
             return
         owned = self._bus._assignment(self)
-        self._positions = {tp: self._positions.get(tp, group.committed.get(tp, 0)) for tp in owned}
+        self._positions = {
+            tp: self._positions.get(tp, group.committed.get(tp, self._start.get(tp, 0)))
+            for tp in owned
+        }
         self._returned = {tp: o for tp, o in self._returned.items() if tp in self._positions}
         self._generation = group.generation
 

@@ -20,6 +20,7 @@ import logging
 import os
 import secrets
 import socket
+from collections.abc import Callable
 from types import TracebackType
 from typing import Protocol, Self
 from urllib.parse import urlsplit
@@ -55,7 +56,9 @@ class MqttCommandPublisher:
         settings: HubSettings,
         *,
         backoff: Backoff | None = None,
+        on_published: Callable[[float], None] | None = None,
     ) -> None:
+        """`on_published(seconds)` learns how long each command took to its PUBACK (metrics)."""
         cfg = settings.broker
         url = urlsplit(cfg.url)
         self._host, self._port = url.hostname or "127.0.0.1", url.port or 1883
@@ -68,6 +71,7 @@ class MqttCommandPublisher:
         self._task: asyncio.Task[None] | None = None
         self.refused: str | None = None
         """Why the broker refused the hub's login, once it has (publishing then fails)."""
+        self._on_published = on_published
 
     @property
     def connected(self) -> bool:
@@ -105,6 +109,24 @@ class MqttCommandPublisher:
                     qos=1,
                     properties=self._expiry(expiry_s),
                     timeout=max(0.001, deadline - loop.time()),
+                )
+            if self._on_published is not None:
+                self._on_published(self._timeout - (deadline - loop.time()))
+        except TimeoutError:
+            why = "no PUBACK from the broker" if self.connected else "no connection to the broker"
+            raise PublishError(f"{why} within {self._timeout:g} s") from None
+        except aiomqtt.MqttError as exc:
+            raise PublishError(f"broker error: {exc}") from exc
+
+    async def publish_retained(self, topic: str, payload: bytes) -> None:
+        """QoS 1, retained (no expiry); an empty payload clears the retained message."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout
+        try:
+            async with asyncio.timeout_at(deadline):
+                client = await self._wait_connected()
+                await client.publish(
+                    topic, payload, qos=1, retain=True, timeout=max(0.001, deadline - loop.time())
                 )
         except TimeoutError:
             why = "no PUBACK from the broker" if self.connected else "no connection to the broker"

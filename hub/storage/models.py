@@ -7,8 +7,8 @@ harmless. Alembic migrations in `hub/storage/migrations` create the same schema;
 a test fails when the two disagree.
 
 Example:
-    >>> sorted(Base.metadata.tables)[:3]
-    ['acks', 'api_keys', 'audit_log']
+    >>> {"telemetry", "detections", "frames", "commands"} <= set(Base.metadata.tables)
+    True
 """
 
 from __future__ import annotations
@@ -426,3 +426,196 @@ class CommandRow(Base):
     publish_error: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_commands_device_id_issued_at", "device_id", "issued_at"),)
+
+
+# --- alerts
+
+ALERT_KEY_LEN = 200
+
+
+class AlertRuleRow(Base):
+    """An alert rule: a condition (`type` and its JSON `condition`), severity, on or off."""
+
+    __tablename__ = "alert_rules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(NAME_LEN), unique=True)
+    type: Mapped[str] = mapped_column(String(32))
+    condition: Mapped[dict[str, Any]]
+    severity: Mapped[str] = mapped_column(String(16))
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    description: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class AlertChannelRow(Base):
+    """Where alerts are sent: a webhook (URL and HMAC secret) or e-mail addresses."""
+
+    __tablename__ = "alert_channels"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(NAME_LEN), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    url: Mapped[str | None] = mapped_column(Text)
+    secret: Mapped[str | None] = mapped_column(String(256))
+    recipients: Mapped[list[str]]
+    min_severity: Mapped[str] = mapped_column(String(16))
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (CheckConstraint("kind IN ('webhook', 'email')", name="kind"),)
+
+
+class AlertRow(Base):
+    """One alert of one rule on one device, from raised to resolved.
+
+    `active_key` is `"{rule_id}:{device}"` while the alert is not resolved and NULL
+    after: its unique constraint is what deduplicates alerts per (rule, device).
+    """
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    rule_id: Mapped[int] = mapped_column(Integer, index=True)
+    rule_name: Mapped[str] = mapped_column(String(NAME_LEN))
+    rule_type: Mapped[str] = mapped_column(String(32))
+    device: Mapped[str] = mapped_column(String(DEVICE_LEN), index=True)
+    site_id: Mapped[str] = mapped_column(String(DEVICE_LEN), index=True)
+    severity: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
+    detail: Mapped[dict[str, Any]]
+    count: Mapped[int] = mapped_column(Integer)
+    raised_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    acknowledged_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(NAME_LEN))
+    resolved_at: Mapped[datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(String(NAME_LEN))
+    updated_at: Mapped[datetime]
+    active_key: Mapped[str | None] = mapped_column(String(ALERT_KEY_LEN), unique=True)
+
+    __table_args__ = (Index("ix_alerts_state_id", "state", "id"),)
+
+
+class AlertDeliveryRow(Base):
+    """One attempt to notify a channel of an alert: the delivery log."""
+
+    __tablename__ = "alert_deliveries"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    channel_id: Mapped[int] = mapped_column(Integer, index=True)
+    channel_kind: Mapped[str] = mapped_column(String(16))
+    event: Mapped[str] = mapped_column(String(16))
+    attempt: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime]
+    ok: Mapped[bool] = mapped_column(Boolean)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[float] = mapped_column(Double)
+
+
+# --- model registry
+
+
+class ModelVersionRow(Base):
+    """One pushed model version: its artifact's sha256 and size, card and signed manifest.
+
+    A (name, version) never changes once pushed; the artifact lives in the registry's
+    store under its sha256.
+    """
+
+    __tablename__ = "model_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(NAME_LEN))
+    version: Mapped[str] = mapped_column(String(NAME_LEN))
+    sha256: Mapped[str] = mapped_column(String(SHA256_LEN), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    card: Mapped[dict[str, Any]]
+    manifest: Mapped[dict[str, Any]]
+    created_by: Mapped[str] = mapped_column(String(NAME_LEN))
+    created_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("name", "version"),)
+
+
+class RolloutRow(Base):
+    """A rollout of one model version to a target, canary first; `state` as in `hub.registry`."""
+
+    __tablename__ = "rollouts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="RESTRICT"), index=True
+    )
+    target: Mapped[dict[str, Any]]
+    canary_percent: Mapped[int] = mapped_column(Integer)
+    auto_promote: Mapped[bool] = mapped_column(Boolean)
+    state: Mapped[str] = mapped_column(String(STATUS_LEN))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(NAME_LEN))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    canary_active_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class RolloutDeviceRow(Base):
+    """One device of a rollout: canary or not, when assigned, what it ran before."""
+
+    __tablename__ = "rollout_devices"
+
+    rollout_id: Mapped[int] = mapped_column(
+        ForeignKey("rollouts.id", ondelete="CASCADE"), primary_key=True
+    )
+    device_id: Mapped[str] = _device()
+    canary: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(STATUS_LEN))
+    assigned_at: Mapped[datetime | None]
+    previous_model_id: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class ModelAssignmentRow(Base):
+    """The model each device is assigned now (what its retained `model` topic carries)."""
+
+    __tablename__ = "model_assignments"
+
+    device_id: Mapped[str] = _device()
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="RESTRICT"), index=True
+    )
+    rollout_id: Mapped[int | None] = mapped_column(Integer)
+    assigned_at: Mapped[datetime]
+
+
+# --- frames
+
+
+class FrameRow(Base):
+    """A JPEG a device sent and the hub keeps: a rule-hit snapshot or a capture for labelling.
+
+    Frames sent for inference by devices without a model are routed, not kept here.
+    """
+
+    __tablename__ = "frames"
+
+    device: Mapped[str] = _device()
+    stream: Mapped[str] = _stream()
+    seq: Mapped[int] = _seq()
+    ts: Mapped[datetime]
+    frame_id: Mapped[str] = mapped_column(String(NAME_LEN))
+    camera: Mapped[str] = mapped_column(String(NAME_LEN))
+    purpose: Mapped[str] = mapped_column(String(16))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    jpeg: Mapped[bytes] = mapped_column(LargeBinary)
+
+    __table_args__ = (
+        Index("ix_frames_device_purpose_ts", "device", "purpose", "ts"),
+        Index("ix_frames_purpose_ts", "purpose", "ts"),
+    )

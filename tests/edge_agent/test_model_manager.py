@@ -488,6 +488,17 @@ async def test_a_retained_assignment_is_handled_once(rig: Rig) -> None:
     assert len(rig.rejections()) == 1
 
 
+async def test_a_cleared_assignment_changes_nothing_and_reports_nothing(rig: Rig) -> None:
+    """A rollback on a device the hub never assigned a model before clears the retained
+    topic: an empty message, which is no assignment and no malformed one either."""
+    manager = rig.manager(section=ModelSection(latency_budget_ms=10_000))
+    await manager.load_active()
+    await manager._assigned(rig.assignment("1"))
+    await manager._assigned(b"")
+    assert [e.type for e in rig.events] == [KnownEvent.MODEL_ACTIVATED]
+    assert_still_serving(manager, "1")
+
+
 async def test_requests_from_the_cli_are_answered(rig: Rig) -> None:
     manager = rig.manager(section=ModelSection(latency_budget_ms=10_000, request_poll_s=0.01))
     await manager.activate(rig.assignment("1"))

@@ -2,9 +2,9 @@
 generated shapes, never downloaded.
 
 Ultralytics reads its environment once, at import, so every test that needs it goes
-through `import_ultralytics()`, which first makes it offline (no DNS probe, no
-auto-install, no analytics) and points its settings file at a temporary folder instead
-of `~/.config`.
+through `training.ultralytics_env.import_ultralytics()` (re-exported here), which first
+makes it offline (no DNS probe, no auto-install, no analytics) and points its settings
+file at a temporary folder instead of `~/.config`.
 
     >>> onnx_path = build_tiny_yolo_onnx(tmp_path)  # doctest: +SKIP
     >>> YOLO = import_ultralytics().YOLO  # doctest: +SKIP
@@ -13,15 +13,14 @@ of `~/.config`.
 
 from __future__ import annotations
 
-import os
-import sys
-import tempfile
-import warnings
 from pathlib import Path
-from types import ModuleType
 
 import cv2
 import numpy as np
+
+from training.ultralytics_env import import_ultralytics, legacy_onnx_export
+
+__all__ = ["import_ultralytics"]  # re-exported: the tests import it from here
 
 IMGSZ = 160
 CLASSES = ("red_box", "green_ellipse", "blue_box")
@@ -36,27 +35,6 @@ BATCH = 2
 
 # Shapes are drawn in one flat colour per class on a noisy grey background.
 _COLOURS_BGR = ((40, 40, 220), (40, 200, 40), (220, 60, 40))
-
-
-def import_ultralytics(config_dir: Path | None = None) -> ModuleType:
-    """Import ultralytics offline, its settings in `config_dir` (or a new temporary folder).
-
-    Only the first import reads the environment; later calls return the same module.
-    """
-    if "ultralytics" not in sys.modules:
-        os.environ["YOLO_OFFLINE"] = "1"  # no DNS probe, so no downloads and no analytics
-        os.environ["YOLO_AUTOINSTALL"] = "false"  # a missing requirement fails, never pip-installs
-        os.environ["YOLO_VERBOSE"] = "false"
-        if config_dir is None:
-            config_dir = Path(tempfile.mkdtemp(prefix="outpost-ultralytics-"))
-        os.environ["YOLO_CONFIG_DIR"] = str(config_dir)
-        # ultralytics imports matplotlib, which would put its font cache in ~/.cache.
-        os.environ.setdefault("MPLCONFIGDIR", str(config_dir / "matplotlib"))
-    import ultralytics
-    from ultralytics.utils import SETTINGS
-
-    SETTINGS["sync"] = False  # belt and braces: analytics are off even if online
-    return ultralytics
 
 
 def draw_scene(
@@ -133,15 +111,7 @@ def build_tiny_yolo_onnx(workdir: Path) -> Path:
         deterministic=True,
         verbose=False,
     )
-    with warnings.catch_warnings():
-        # ultralytics exports through torch's TorchScript-based ONNX exporter
-        # (`dynamo=False`), which torch >= 2.9 deprecates with these two warnings.
-        warnings.filterwarnings(
-            "ignore", "You are using the legacy TorchScript-based ONNX export", DeprecationWarning
-        )
-        warnings.filterwarnings(
-            "ignore", "The feature will be removed. Please remove usage", DeprecationWarning
-        )
+    with legacy_onnx_export():
         exported = model.export(format="onnx", imgsz=IMGSZ, simplify=False, dynamic=False)
     return Path(exported)
 

@@ -24,7 +24,14 @@ OUTPOST = str(Path(sys.executable).parent / "outpost")
 
 
 def scale_config(
-    path: Path, *, run_id: str, mqtt_url: str, kafka: str, pg_dsn: str, extra: str = ""
+    path: Path,
+    *,
+    run_id: str,
+    mqtt_url: str,
+    kafka: str,
+    pg_dsn: str,
+    extra: str = "",
+    partitions: int = 3,
 ) -> Path:
     """A hub settings file for PostgreSQL + Kafka + an external broker, private to `run_id`."""
     dsn = pg_dsn.replace("postgresql://", "postgresql+asyncpg://")
@@ -32,7 +39,7 @@ def scale_config(
         f'data_dir = "{path.parent / "hub-data"}"\n'
         f'[database]\nurl = "{dsn}"\nschema = "t_{run_id}"\n'
         f'[bus]\nkind = "kafka"\nbootstrap = "{kafka}"\ntopic_prefix = "t{run_id}."\n'
-        "partitions = 3\n"
+        f"partitions = {partitions}\n"
         f'[broker]\nkind = "external"\nurl = "{mqtt_url}"\nusername = ""\n'
         f'[ingest]\nshared_group = "ingest-{run_id}"\n'
         f'[worker]\ngroup = "writers-{run_id}"\nrollup_interval_s = 2\n' + extra

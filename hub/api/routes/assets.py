@@ -34,7 +34,8 @@ from hub.api.schemas.assets import (
     SiteOut,
     SitePatch,
 )
-from hub.api.schemas.errors import AUTHED, CONFLICT, NOT_FOUND
+from hub.api.schemas.auth import MAX_ROW_ID
+from hub.api.schemas.errors import AUTHED, CONFLICT, NOT_FOUND, error
 from hub.assets.rules import parse_label
 from hub.assets.service import DeviceChanges, DeviceView
 from hub.audit.middleware import mark_audited
@@ -165,7 +166,7 @@ async def list_devices(
     principal: CurrentPrincipal,
     assets: AssetsDep,
     site: Annotated[str | None, Query(max_length=63)] = None,
-    group: Annotated[int | None, Query(description="A group id.")] = None,
+    group: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID, description="A group id.")] = None,
     kind: Kind | None = None,
     label: Annotated[str | None, Query(max_length=200, description="key=value")] = None,
     removed: Annotated[bool, Query(description="Include removed devices.")] = False,
@@ -219,10 +220,11 @@ async def update_device(
 @router.delete(
     "/devices/{device_id}",
     summary="Remove a device and revoke its broker login (admin)",
-    description="The embedded broker refuses the device from its next connect on. With an "
-    "external broker, remove its login there too.",
+    description="The broker refuses the device from its next connect on (the embedded one "
+    'reads the revoked login; Mosquitto with `[broker] provisioning = "dynsec"` deletes it '
+    "and disconnects the device). 503 when Mosquitto did not confirm: nothing was removed.",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=SCOPED,
+    responses={**SCOPED, 503: error("The broker did not delete the login; nothing was removed")},
 )
 async def remove_device(
     request: Request, device_id: str, principal: AdminPrincipal, assets: AssetsDep

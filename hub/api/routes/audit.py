@@ -14,6 +14,7 @@ from hub.auth.errors import InvalidInput
 from hub.storage.repositories.audit import AuditRecord
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+MAX_CURSOR_DIGITS = 18
 
 
 def _out(record: AuditRecord) -> AuditEntryOut:
@@ -35,7 +36,8 @@ def _out(record: AuditRecord) -> AuditEntryOut:
 def _cursor(value: str | None) -> int | None:
     if value is None:
         return None
-    if not value.isdigit():
+    # ASCII digits only ("²".isdigit() too), and few enough for a BIGINT id.
+    if not (value.isascii() and value.isdigit() and len(value) <= MAX_CURSOR_DIGITS):
         raise InvalidInput("cursor: pass back a next_cursor from an earlier page", field="cursor")
     return int(value)
 

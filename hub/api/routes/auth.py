@@ -6,12 +6,13 @@ import json
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from hub.api.deps import AuthDep, ClientDep, CurrentPrincipal, UsersDep
 from hub.api.schemas.auth import (
+    MAX_ROW_ID,
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyOut,
@@ -232,7 +233,10 @@ async def list_api_keys(
     responses={**AUTHED, **NOT_FOUND},
 )
 async def revoke_api_key(
-    request: Request, key_id: int, principal: CurrentPrincipal, auth: AuthDep
+    request: Request,
+    key_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)],
+    principal: CurrentPrincipal,
+    auth: AuthDep,
 ) -> None:
     """Refused from its next use on."""
     await auth.revoke_api_key(principal, key_id)

@@ -25,6 +25,7 @@ from fastapi import APIRouter, Depends, Query, Request, status
 
 from hub.api.deps import CurrentPrincipal
 from hub.api.schemas.control import (
+    CaptureBody,
     CommandDetail,
     CommandLinks,
     CommandOut,
@@ -43,6 +44,7 @@ from hub.auth.principal import Principal, Role
 from hub.control.service import ControlService
 from hub.storage.repositories.commands import CommandRecord
 from protocol.models import (
+    CaptureParams,
     CommandParams,
     CommandType,
     EstopParams,
@@ -102,6 +104,7 @@ EstopOperator = Annotated[Principal, Depends(_device_command(CommandType.ESTOP))
 ReleaseOperator = Annotated[Principal, Depends(_device_command(CommandType.RELEASE))]
 OverrideOperator = Annotated[Principal, Depends(_device_command(CommandType.OVERRIDE))]
 PathOperator = Annotated[Principal, Depends(_device_command(CommandType.PATH_PLAN))]
+CaptureOperator = Annotated[Principal, Depends(_device_command(CommandType.CAPTURE))]
 SiteOperator = Annotated[Principal, Depends(commander("command.estop_site", _site))]
 FleetOperator = Annotated[Principal, Depends(commander("command.estop_fleet", lambda _: "fleet"))]
 
@@ -252,6 +255,28 @@ async def path(
         timeout_s=body.timeout_s,
     )
     return await _send(request, control, principal, device_id, CommandType.PATH_PLAN, params)
+
+
+@router.post(
+    "/devices/{device_id}/capture",
+    summary="Ask a device for its captured frames (operator)",
+    description="The agent uploads up to `max_frames` frames its model was unsure about, "
+    "oldest first; they appear under `GET /api/v1/frames?purpose=capture` (and "
+    "`outpost capture pull`). " + FOLLOW,
+    status_code=ACCEPTED,
+    response_model=CommandOut,
+    responses=SENT,
+)
+async def capture(
+    request: Request,
+    device_id: str,
+    body: CaptureBody,
+    principal: CaptureOperator,
+    control: ControlDep,
+) -> CommandOut:
+    """Signed `capture`; the `done` ack says how many frames were queued."""
+    params = CaptureParams(max_frames=body.max_frames)
+    return await _send(request, control, principal, device_id, CommandType.CAPTURE, params)
 
 
 # --- many devices --------------------------------------------------------------------------

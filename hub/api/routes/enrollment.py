@@ -3,8 +3,9 @@
 Enrollment needs no user login: the single-use token is the credential. Its
 answers follow `protocol.enrollment`: 201, 401 unknown token, 410 used or
 expired, 422 malformed (errors are `{"detail": "..."}`). With an external
-broker (scale mode) the hub cannot provision the device's login into Mosquitto
-yet: enrollment answers 501.
+broker the hub creates the device's login through Mosquitto's dynamic-security
+plugin (`[broker] provisioning = "dynsec"`); 503 when the broker did not take
+it (nothing is enrolled, the token stays usable), 501 when no provisioning is set.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from hub.api.deps import EnrollmentDep, OperatorPrincipal, TokensDep
 from hub.api.schemas.assets import TokenCreate, TokenOut
 from hub.api.schemas.errors import AUTHED, NOT_FOUND
 from hub.assets.enrollment import ExternalBrokerEnrollment, TokenGone, TokenUnknown
-from hub.assets.service import actor_of
+from hub.assets.service import BrokerUnavailable, actor_of
 from hub.audit.middleware import mark_audited
 from protocol.enrollment import ENROLL_PATH, EnrollRequest, EnrollResponse
 
@@ -77,14 +78,15 @@ def _refusal(description: str) -> dict[str, object]:
     responses={
         401: _refusal("The token is not recognised"),
         410: _refusal("The token was used already or has expired"),
-        501: _refusal("The hub uses an external broker: logins cannot be provisioned yet"),
+        501: _refusal("External broker without `[broker] provisioning`: add logins by hand"),
+        503: _refusal("The broker did not take the device's login; nothing was enrolled"),
     },
 )
 async def enroll(request: Request, body: EnrollRequest, enrollment: EnrollmentDep) -> JSONResponse:
     """Create the device, its MQTT login and answer with them and the hub's public key."""
     try:
         response = await enrollment.enroll(body, api_host=request.url.hostname)
-    except (TokenUnknown, TokenGone, ExternalBrokerEnrollment) as exc:
+    except (TokenUnknown, TokenGone, ExternalBrokerEnrollment, BrokerUnavailable) as exc:
         return JSONResponse({"detail": exc.message}, status_code=exc.status)
     mark_audited(request)
     return JSONResponse(response.model_dump(mode="json"), status_code=status.HTTP_201_CREATED)

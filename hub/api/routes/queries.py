@@ -9,12 +9,14 @@ Command history is `GET /devices/{id}/commands` (control).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import AwareDatetime
+from pydantic import AfterValidator, AwareDatetime
 
 from hub.api.deps import CurrentPrincipal
+from hub.api.schemas.auth import refuse_nul
 from hub.api.schemas.errors import AUTHED, NOT_FOUND
 from hub.api.schemas.queries import (
     BucketOut,
@@ -26,7 +28,7 @@ from hub.api.schemas.queries import (
     PointOut,
     SeriesOut,
 )
-from hub.queries.service import QueryService, Range, Resolution
+from hub.queries.service import QueryService, Range, Resolution, decode_cursor
 from hub.storage.repositories.readings import DetectionFilter, DetectionView, EventView
 
 router = APIRouter(prefix="/api/v1", tags=["queries"])
@@ -41,11 +43,37 @@ def query_service(request: Request) -> QueryService:
 
 
 QueriesDep = Annotated[QueryService, Depends(query_service)]
+
+
+def _in_utc(value: datetime | None) -> datetime | None:
+    """The time in UTC; 422 for one that UTC cannot hold (year 1 with +11:00, say)."""
+    try:
+        return None if value is None else value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range once converted to UTC") from None
+
+
+def _a_cursor(value: str | None) -> str | None:
+    """422 unless `value` is a cursor of these listings (checked here: it reaches SQL)."""
+    if value is not None:
+        position = decode_cursor(value)
+        refuse_nul([position.device, position.stream])
+    return value
+
+
 From = Annotated[
-    AwareDatetime | None, Query(alias="from", description="Start (inclusive), with an offset.")
+    AwareDatetime | None,
+    Query(alias="from", description="Start (inclusive), with an offset."),
+    AfterValidator(_in_utc),
 ]
-To = Annotated[AwareDatetime | None, Query(description="End (exclusive), with an offset.")]
-Cursor = Annotated[str | None, Query(max_length=400, description="`next_cursor`.")]
+To = Annotated[
+    AwareDatetime | None,
+    Query(description="End (exclusive), with an offset."),
+    AfterValidator(_in_utc),
+]
+Cursor = Annotated[
+    str | None, Query(max_length=400, description="`next_cursor`."), AfterValidator(_a_cursor)
+]
 Limit = Annotated[int, Query(ge=1, le=500)]
 Name = Annotated[str | None, Query(min_length=1, max_length=128)]
 

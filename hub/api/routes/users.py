@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, status
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, status
 
 from hub.api.deps import AdminPrincipal, UsersDep
-from hub.api.schemas.auth import UserCreate, UserOut, UserPatch
+from hub.api.schemas.auth import MAX_ROW_ID, UserCreate, UserOut, UserPatch
 from hub.api.schemas.errors import AUTHED, CONFLICT, NOT_FOUND
 from hub.audit.chain import Actor
 from hub.audit.middleware import mark_audited
@@ -69,7 +71,11 @@ async def create_user(
     responses={**AUTHED, **NOT_FOUND, **CONFLICT},
 )
 async def update_user(
-    request: Request, user_id: int, body: UserPatch, principal: AdminPrincipal, users: UsersDep
+    request: Request,
+    user_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)],
+    body: UserPatch,
+    principal: AdminPrincipal,
+    users: UsersDep,
 ) -> UserOut:
     """Only the fields present change; `sites: null` means every site."""
     given = body.model_fields_set

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field
 
-from hub.api.schemas.auth import Body
+from hub.api.schemas.auth import Body, RowId
 from hub.assets.rules import MAX_TTL_S, MIN_TTL_S, check_labels, check_name, check_site_id
 from hub.auth.principal import SITE_ID_PATTERN
 
@@ -98,14 +98,14 @@ class DevicePatch(Body):
     name: DisplayName | None = None
     kind: Kind | None = None
     labels: Labels | None = Field(None, description="Replaces every label.")
-    group_id: int | None = None
+    group_id: RowId | None = None
 
 
 class TokenCreate(Body):
     """What the enrolled device joins, and how long the token lives."""
 
     site_id: SiteId
-    group_id: int | None = None
+    group_id: RowId | None = None
     ttl_s: Annotated[int, Field(ge=MIN_TTL_S, le=MAX_TTL_S)] = 3600
     name_prefix: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")] | None = Field(
         None, description="Device ids start with this (`amr` + name `7` → `amr-7`)."

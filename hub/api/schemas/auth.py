@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from hub.auth.policy import check_password, check_sites, check_username
 from hub.auth.principal import Role
@@ -19,10 +19,39 @@ Sites = Annotated[
 ]
 
 
+# Ids of rows with an INTEGER key: larger ones exist nowhere, and PostgreSQL refuses them.
+MAX_ROW_ID = 2**31 - 1
+RowId = Annotated[int, Field(ge=1, le=MAX_ROW_ID)]
+
+
+def refuse_nul(value: Any) -> Any:
+    """`value`, unless a string in it holds NUL (PostgreSQL text cannot): ValueError then.
+
+    Example:
+        >>> refuse_nul({"zone": ["a", "b"]})
+        {'zone': ['a', 'b']}
+    """
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("NUL characters are not allowed")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            refuse_nul(key)
+            refuse_nul(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            refuse_nul(item)
+    return value
+
+
 class Body(BaseModel):
-    """A request body: unknown fields are errors."""
+    """A request body: unknown fields are errors, and so is NUL in any string."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        return refuse_nul(value)
 
 
 class LoginRequest(Body):

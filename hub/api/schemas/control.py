@@ -63,6 +63,12 @@ class PathBody(Body):
     timeout_s: Annotated[float, Field(gt=0.0, le=3600.0, allow_inf_nan=False)]
 
 
+class CaptureBody(Body):
+    """Upload at most `max_frames` of the frames the device's model was unsure about."""
+
+    max_frames: Annotated[int, Field(gt=0, le=10_000)] = 100
+
+
 class CommandLinks(BaseModel):
     """Where to follow the command up."""
 

@@ -4,6 +4,7 @@ Each function takes an `AsyncSession` and runs in the caller's transaction (the
 service commits); database errors leave as `hub.storage.errors.StorageError`.
 """
 
+from hub.storage.repositories.alerts import AlertFilter, AlertRecord, RuleRecord
 from hub.storage.repositories.credentials import (
     CredentialView,
     active_password_hash,
@@ -22,9 +23,12 @@ from hub.storage.repositories.rollups import Rollup, rollup_telemetry
 
 __all__ = [
     "WILL_STREAM",
+    "AlertFilter",
+    "AlertRecord",
     "CredentialView",
     "RetentionResult",
     "Rollup",
+    "RuleRecord",
     "Sample",
     "StatusView",
     "StoreResult",

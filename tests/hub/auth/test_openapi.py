@@ -30,13 +30,17 @@ async def test_every_reference_resolves_and_every_operation_is_described(hub: Hu
 
 async def test_protected_operations_declare_their_security_and_401(hub: Hub) -> None:
     spec = (await hub.client.get("/openapi.json")).json()
-    assert set(spec["components"]["securitySchemes"]) == {"bearer", "apiKey"}
+    # Devices fetch model artifacts with their broker login (HTTP Basic), not a user's.
+    assert set(spec["components"]["securitySchemes"]) == {"bearer", "apiKey", "deviceBasic"}
     for path, operations in spec["paths"].items():
         for method, op in operations.items():
             if path in OPEN:
                 assert "security" not in op, f"{method} {path}"
                 continue
-            assert op["security"] == [{"bearer": []}, {"apiKey": []}], f"{method} {path}"
+            expected = [{"bearer": []}, {"apiKey": []}]
+            if path.startswith("/api/v1/models/artifacts/"):
+                expected = [{"deviceBasic": []}]
+            assert op["security"] == expected, f"{method} {path}"
             assert "401" in op["responses"], f"{method} {path}"
             error = op["responses"]["401"]["content"]["application/json"]["schema"]
             assert error == {"$ref": "#/components/schemas/ErrorBody"}

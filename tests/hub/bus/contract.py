@@ -139,6 +139,19 @@ async def test_commit_covers_exactly_what_poll_returned(make_bus: MakeBus) -> No
     assert [r.value for r in tail] == [b"2", b"3", b"4", b"5"]
 
 
+@pytest.mark.timeout(60)
+async def test_lag_counts_what_is_not_yet_polled(make_bus: MakeBus) -> None:
+    bus = await make_bus(partitions=1)
+    await bus.produce_many([(EVENTS, b"amr-1", str(n).encode()) for n in range(6)])
+    async with bus.consumer([EVENTS], group="lagging") as consumer:
+        await poll_until(consumer, 2, max_records=2)
+        assert consumer.lag() == {EVENTS: 4}
+        await consumer.commit()  # committing does not change what is left to read
+        assert consumer.lag() == {EVENTS: 4}
+        await poll_until(consumer, 4)
+        assert consumer.lag() == {EVENTS: 0}
+
+
 @pytest.mark.timeout(30)
 async def test_poll_returns_nothing_after_its_timeout(make_bus: MakeBus) -> None:
     bus = await make_bus(partitions=PARTITIONS)
@@ -159,3 +172,26 @@ async def test_a_stopped_bus_refuses_work_and_ends_its_consumers(make_bus: MakeB
         assert closed.value.retriable is False
     with pytest.raises(BusClosed):
         await bus.produce(EVENTS, key=b"amr-1", value=b"late")
+
+
+@pytest.mark.timeout(60)
+async def test_latest_readers_each_see_every_partition_from_now_on(make_bus: MakeBus) -> None:
+    bus = await make_bus(partitions=PARTITIONS)
+    before = telemetry(per_device=2)  # produced before the readers: they never see it
+    await bus.produce_many(before)
+    async with (
+        bus.consumer([TELEMETRY_RAW], group="live", start="latest") as first,
+        bus.consumer([TELEMETRY_RAW], group="live", start="latest") as second,
+        bus.consumer([TELEMETRY_RAW], group="live") as member,  # an ordinary group member
+    ):
+        after = [(t, k, b"new:" + v) for t, k, v in telemetry(per_device=3)]
+        await bus.produce_many(after)
+
+        for reader in (first, second):
+            records = await poll_until(reader, len(after))
+            await reader.commit()  # commits nothing, and does not fail
+            assert sorted(r.value for r in records) == sorted(v for _, _, v in after)
+            assert await reader.poll(timeout_s=0.3) == []
+        # The group's own member is untouched by the readers: it starts from the oldest.
+        everything = await poll_until(member, len(before) + len(after))
+        assert [r.value for r in everything].count(b"amr-0:0") == 1

@@ -62,6 +62,7 @@ class StorageBehaviour:
             "detections": 2,
             "events": 1,
             "acks": 1,
+            "frames": 0,  # a thin device's frame for inference: routed, not kept
             "received_seqs": 6,
             "device_status": 1,
         }
@@ -298,6 +299,7 @@ class StorageBehaviour:
             "events": 1,
             "acks": 1,
             "deadletters": 1,
+            "frames": 0,
             "received_seqs": 1,
         }
         assert [r["value"] for r in await db.rows("telemetry")] == [2.0]

@@ -21,6 +21,7 @@ from protocol.models import (
     Envelope,
     Event,
     Frame,
+    FramePurpose,
     FrameResult,
     ModelRef,
     Severity,
@@ -148,7 +149,14 @@ def will(*, ts: datetime, device: str = "amr-1") -> Envelope:
 
 def frame(seq: int, *, device: str = "amr-1") -> Envelope:
     """A thin device's JPEG frame."""
-    body = Frame(ts=at(seq), frame_id=f"f{seq}", width=4, height=4, jpeg=JPEG)
+    body = Frame(
+        ts=at(seq),
+        frame_id=f"f{seq}",
+        purpose=FramePurpose.INFERENCE,
+        width=4,
+        height=4,
+        jpeg=JPEG,
+    )
     return envelope(Channel.FRAMES, body, seq=seq, device=device)
 
 

@@ -58,14 +58,18 @@ class EmbeddedHub:
         return f"http://127.0.0.1:{self.api_port}"
 
 
-def start_embedded_hub(tmp_path: Path) -> EmbeddedHub:
-    """`outpost hub serve` on free ports with a private data dir, healthy; stop it yourself."""
+def start_embedded_hub(tmp_path: Path, **settings: str) -> EmbeddedHub:
+    """`outpost hub serve` on free ports with a private data dir, healthy; stop it yourself.
+
+    `settings` are more `OUTPOST_HUB_*` variables, e.g. `METRICS__PORT="9100"`.
+    """
     data_dir, api_port, mqtt_port = tmp_path / "hub-data", free_port(), free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("OUTPOST_")},
         "OUTPOST_HUB_DATA_DIR": str(data_dir),
         "OUTPOST_HUB_PORT": str(api_port),
         "OUTPOST_HUB_BROKER__URL": f"mqtt://127.0.0.1:{mqtt_port}",
+        **{f"OUTPOST_HUB_{k}": v for k, v in settings.items()},
     }
     hub = HubProcess(tmp_path / "hub.log", env=env)
     hub.start()

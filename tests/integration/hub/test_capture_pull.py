@@ -1,7 +1,8 @@
 """`outpost capture pull` end to end: an enrolled device sends captured frames and their
 detections over MQTT to an embedded hub (ingest → bus → writer → `frames`); the CLI pulls
 them into a YOLO dataset with the model's boxes as pre-labels, and a second pull adds
-only what is new. The device's watermark covers the frames (nothing left to re-send)."""
+only what is new. The device's watermark covers the frames (nothing left to re-send), and
+the hub process's Prometheus endpoint counts the traffic."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from protocol.models import (
     ModelRef,
     Watermark,
 )
-from tests.integration.harness import wait_for
+from tests.integration.harness import free_port, wait_for
 from tests.integration.hub.embedded import (
     PASSWORD,
     init_site,
@@ -99,7 +100,8 @@ async def send(url: str, device: str, password: str, start_seq: int, n: list[int
 
 
 def test_capture_pull_builds_a_labelling_dataset(tmp_path: Path) -> None:
-    running = start_embedded_hub(tmp_path)
+    metrics_port = free_port()
+    running = start_embedded_hub(tmp_path, METRICS__PORT=str(metrics_port))
     try:
         init_site(running)
         installed = tomllib.loads(install_agent(running, tmp_path).read_text())
@@ -142,6 +144,12 @@ def test_capture_pull_builds_a_labelling_dataset(tmp_path: Path) -> None:
         assert len(rows) == 4  # header + 3 frames
         assert rows[1].split(",")[4] == "det:3"
 
+        # The same traffic, seen by Prometheus on the hub process's metrics port.
+        metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+        assert _sample(metrics, "outpost_ingest_received_total") >= 6
+        assert _sample(metrics, "outpost_writer_stored_total") >= 6
+        assert "outpost_consumer_lag{" in metrics
+
         refused = subprocess.run(
             [*pull[:-2], "--out", str(tmp_path / "x")],
             env={**env, "OUTPOST_API_KEY": "opk_nope"},
@@ -156,6 +164,11 @@ def test_capture_pull_builds_a_labelling_dataset(tmp_path: Path) -> None:
         raise
     finally:
         running.hub.stop()
+
+
+def _sample(text: str, name: str) -> float:
+    line = next(x for x in text.splitlines() if x.startswith(f"{name} "))
+    return float(line.split()[1])
 
 
 def _count(base: str, headers: dict[str, str]) -> int:

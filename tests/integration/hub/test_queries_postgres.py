@@ -26,13 +26,13 @@ from tests.hub.queries.test_queries import (
 from tests.integration.hub.storage.schemas import drop_schema
 
 __all__ = [
-    "test_paging_and_scope",
-    "test_snapshots_and_captures_are_kept_with_their_detections",
     "test_auto_downsamples_rollups_to_at_most_max_points_buckets",
     "test_detections_filter_by_class_zone_model_and_time",
     "test_devices_outside_the_callers_sites_answer_404",
     "test_minute_rollups_and_raw_stop_at_max_points_and_say_so",
     "test_pages_have_no_duplicates_or_gaps_even_as_new_events_arrive",
+    "test_paging_and_scope",
+    "test_snapshots_and_captures_are_kept_with_their_detections",
 ]
 
 _counter = itertools.count()
