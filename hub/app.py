@@ -33,6 +33,7 @@ from hub.api.routes import assets as assets_routes
 from hub.api.routes import audit as audit_routes
 from hub.api.routes import auth as auth_routes
 from hub.api.routes import control as control_routes
+from hub.api.routes import drift as drift_routes
 from hub.api.routes import enrollment as enrollment_routes
 from hub.api.routes import frames as frames_routes
 from hub.api.routes import live as live_routes
@@ -54,6 +55,7 @@ from hub.broker.embedded import device_url
 from hub.bus.base import Bus
 from hub.control.publisher import CommandPublisher, MqttCommandPublisher
 from hub.control.service import ControlService
+from hub.drift.service import DriftService
 from hub.live.fanout import Fanout
 from hub.live.feed import LiveFeed
 from hub.live.sites import SiteCache
@@ -209,6 +211,7 @@ def _security(
     )
     app.state.control = ControlService(sessions, audit, publisher, signing_key, settings.control)
     app.state.queries = QueryService(sessions)
+    app.state.drift = DriftService(sessions)
     app.state.registry = registry_service(settings, sessions, audit, signing_key, publisher)
     routers = (
         auth_routes,
@@ -219,6 +222,7 @@ def _security(
         control_routes,
         queries_routes,
         frames_routes,
+        drift_routes,
         live_routes,
         alerts_routes,
         models_routes,

@@ -4,7 +4,7 @@
 |--------|------------------------------------------------------------------|
 | api    | the REST + WebSocket API (uvicorn)                               |
 | ingest | MQTT shared subscription → bus, acknowledged after the bus holds it |
-| worker | bus → database, watermarks, rollups, retention, alerts            |
+| worker | bus → database, watermarks, rollups, retention, alerts, drift     |
 | all    | every role above in one process                                  |
 
 Several ingest and worker processes run side by side against the same broker,
@@ -28,6 +28,7 @@ from hub.broker.access import DeviceAuthority
 from hub.broker.embedded import EmbeddedBroker, device_url, local_url
 from hub.bus import create_bus
 from hub.bus.base import Bus
+from hub.drift.worker import DriftWorker
 from hub.errors import HubConfigError
 from hub.ingest.service import Ingest
 from hub.metrics import HubMetrics
@@ -93,6 +94,7 @@ async def serve(settings: HubSettings, role: Role) -> None:
                 tg.create_task(writer.run(), name="writer")
                 tg.create_task(Housekeeping(settings, bus, sessions).run(), name="housekeeping")
                 tg.create_task(AlertWorker(settings, bus, sessions).run(), name="alerts")
+                tg.create_task(DriftWorker(settings, bus, sessions).run(), name="drift")
             if role in ("all", "api"):
                 app = create_app(
                     settings,

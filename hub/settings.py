@@ -160,6 +160,15 @@ class RegistrySection(Section):
     """How often the API process checks the rollouts in progress."""
 
 
+class DriftSection(Section):
+    """The drift worker: PSI of each device's drift windows against its model's baseline."""
+
+    group: str = "outpost-drift"
+    grace_s: Annotated[float, Field(gt=0, le=300)] = 5.0
+    """How long a window's points may keep arriving (an agent may split one window over
+    several telemetry batches) before its scores are computed."""
+
+
 class AlertsSection(Section):
     """Alert evaluation (a worker-role consumer group) and notifications.
 
@@ -212,6 +221,7 @@ class HubSettings(EnvOverFileSettings):
     control: ControlSection = ControlSection()
     metrics: MetricsSection = MetricsSection()
     alerts: AlertsSection = AlertsSection()
+    drift: DriftSection = DriftSection()
     registry: RegistrySection = RegistrySection()
 
     @model_validator(mode="after")

@@ -9,6 +9,7 @@ import hub.cli
 import sim.cli
 import training.capture
 import training.cli
+import training.drift_report
 from outpost import __version__, stubs
 
 app = typer.Typer(
@@ -27,7 +28,7 @@ GROUPS: dict[str, typer.Typer] = {
     "model rollout": hub.cli.rollout_app,
     "sim": sim.cli.app,
     "dataset": training.cli.dataset_app,
-    "drift": training.cli.drift_app,
+    "drift": training.drift_report.drift_app,
     "capture": training.capture.capture_app,
     "bench": bench.cli.app,
 }

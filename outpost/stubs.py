@@ -16,7 +16,6 @@ _LENIENT = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 # (group path, command, issue that builds it, help)
 PLANNED: tuple[tuple[str, str, int, str], ...] = (
-    ("drift", "report", 9, "Drift of devices against their model's baseline"),
     ("bench", "gateway", 12, "Gateway-mode inference rate against raw session.run"),
     ("", "demo", 10, "Embedded hub, simulated fleet and dashboard on this machine"),
 )

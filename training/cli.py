@@ -1,4 +1,4 @@
-"""`outpost train`, `outpost dataset …`, `outpost drift …`, `outpost capture …`."""
+"""`outpost train` and `outpost dataset …` (`drift` and `capture` live in their own modules)."""
 
 from __future__ import annotations
 
@@ -28,8 +28,6 @@ from training.train import train as run_training
 from training.ultralytics_env import MissingTrainExtra
 
 dataset_app = typer.Typer(help="Check and convert datasets.", no_args_is_help=True)
-drift_app = typer.Typer(help="Drift of live data against a model's baseline.", no_args_is_help=True)
-capture_app = typer.Typer(help="Frames captured by agents for retraining.", no_args_is_help=True)
 
 USAGE_EXIT = 2
 PROBLEMS_EXIT = 1

@@ -1,7 +1,7 @@
 """What an alert rule watches: one pydantic model per condition type, keyed on `type`.
 
 Example:
-    >>> parse_condition({"type": "metric_threshold", "metric": "drift.js", "op": ">=",
+    >>> parse_condition({"type": "metric_threshold", "metric": "drift.psi", "op": ">=",
     ...                  "threshold": 0.2}).holds(0.25)
     True
 """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 import aiomqtt
@@ -31,9 +31,9 @@ class Rig:
     async def send(self, name: str, message: RobotVelocity | RobotPath | RobotStop) -> None:
         await self.client.publish(f"{PREFIX}/{name}", encode(message), qos=1)
 
-    async def until(self, predicate: object, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():  # type: ignore[operator]
+    async def until(self, predicate: Callable[[], bool], within_s: float, what: str) -> None:
+        deadline = time.monotonic() + within_s
+        while not predicate():
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out waiting for {what}")
             await asyncio.sleep(0.02)

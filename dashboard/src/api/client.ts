@@ -87,6 +87,12 @@ async function authFetch(request: Request): Promise<Response> {
 
 export const api = createClient<paths>({ baseUrl: "", fetch: authFetch });
 
+/** A binary resource of the hub (a snapshot JPEG) as an object URL; revoke it when done. */
+export async function objectUrl(path: string): Promise<string | null> {
+  const res = await authFetch(new Request(new URL(path, window.location.origin)));
+  return res.ok ? URL.createObjectURL(await res.blob()) : null;
+}
+
 /** The hub's error body as one line for the UI. */
 export function errorText(error: unknown): string {
   if (!error || typeof error !== "object") return String(error ?? "request failed");

@@ -1,8 +1,63 @@
 "use client";
-// Latest detections drawn on a canvas. The hub stores and relays detection results, not camera
-// images, so the boxes are drawn over a placeholder frame and the view says so.
-import { useEffect, useRef } from "react";
+// The device's newest rule-hit snapshot (an annotated JPEG the agent sent; the hub keeps them),
+// and the latest live detections drawn on a canvas: live frames stay on the robot, only their
+// results travel, so the live boxes are drawn over a placeholder and the view says so.
+import { useEffect, useRef, useState } from "react";
+import { api, objectUrl } from "@/api/client";
 import type { Frame } from "@/lib/live";
+
+interface Snapshot {
+  url: string;
+  ts: string;
+  frameId: string;
+}
+
+/** The newest snapshot of `deviceId`, refreshed every `everyMs`. */
+function useSnapshot(deviceId: string, everyMs = 10_000): Snapshot | null {
+  const [snapshot, setSnapshot] = useState<Snapshot | null>(null);
+  useEffect(() => {
+    let stopped = false;
+    let current: string | null = null;
+    async function load() {
+      const { data } = await api.GET("/api/v1/devices/{device_id}/frames", {
+        params: { path: { device_id: deviceId }, query: { purpose: "snapshot", limit: 1 } },
+      });
+      const newest = data?.items[0];
+      if (!newest || stopped || newest.frame_id === current) return;
+      const url = await objectUrl(newest.url);
+      if (!url || stopped) return;
+      current = newest.frame_id;
+      setSnapshot((old) => {
+        if (old) URL.revokeObjectURL(old.url);
+        return { url, ts: newest.ts, frameId: newest.frame_id };
+      });
+    }
+    void load();
+    const timer = window.setInterval(() => void load(), everyMs);
+    return () => {
+      stopped = true;
+      window.clearInterval(timer);
+    };
+  }, [deviceId, everyMs]);
+  return snapshot;
+}
+
+export function SnapshotView({ deviceId }: { deviceId: string }) {
+  const snapshot = useSnapshot(deviceId);
+  return (
+    <figure className="camera">
+      {snapshot ? (
+        // eslint-disable-next-line @next/next/no-img-element -- a blob URL, not an optimisable asset
+        <img src={snapshot.url} alt={`Snapshot ${snapshot.frameId}`} width={480} />
+      ) : null}
+      <figcaption className="small muted">
+        {snapshot
+          ? `Last rule-hit snapshot, ${new Date(snapshot.ts).toLocaleString()}`
+          : "No snapshot yet: the agent sends one when a local rule fires."}
+      </figcaption>
+    </figure>
+  );
+}
 
 const COLOURS: Record<string, string> = { person: "#e07000", forklift: "#7b3fbf" };
 

@@ -90,7 +90,7 @@ def test_drift_over_threshold_watches_each_tag_set() -> None:
         ("brightness", 0.05),  # all clear now
     ]
     seen = [
-        kinds(engine.on_envelope(metric("amr-7", "drift.js", v, hist=h), ALL)) for h, v in steps
+        kinds(engine.on_envelope(metric("amr-7", "drift.psi", v, hist=h), ALL)) for h, v in steps
     ]
     assert seen == [
         [("Clear", "Drift over threshold", "amr-7")],

@@ -16,6 +16,7 @@ from protocol.models import (
     Box,
     DetectedObject,
     DetectionBatch,
+    DeviceState,
     Event,
     Frame,
     FrameResult,
@@ -77,6 +78,8 @@ def _channel(body: Any) -> Channel:
         return Channel.DETECTIONS
     if isinstance(body, Frame):
         return Channel.FRAMES
+    if isinstance(body, DeviceState):
+        return Channel.STATE
     return Channel.EVENTS
 
 

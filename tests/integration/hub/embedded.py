@@ -5,6 +5,7 @@ Shared by the end-to-end tests of enrollment and control.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
@@ -12,8 +13,11 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiomqtt
 import tomli_w
 
+from protocol import Channel, Envelope, decode, encode, topic
+from protocol.models import Watermark
 from tests.integration.harness import EDGE_AGENT, free_port
 from tests.integration.hubrig import OUTPOST, HubProcess
 
@@ -96,7 +100,9 @@ def init_site(running: EmbeddedHub, site: str = "plant-a") -> None:
     run(OUTPOST, "hub", "site", "add", site, env=running.env)
 
 
-def install_agent(running: EmbeddedHub, tmp_path: Path, site: str = "plant-a") -> Path:
+def install_agent(
+    running: EmbeddedHub, tmp_path: Path, site: str = "plant-a", *, name: str = "AMR 7"
+) -> Path:
     """`outpost hub token create`, then `edge-agent install --token`; the installed config."""
     created = run(
         OUTPOST, "hub", "token", "create", "--site", site, "--hub", running.url, env=running.env
@@ -113,7 +119,7 @@ def install_agent(running: EmbeddedHub, tmp_path: Path, site: str = "plant-a") -
         "--token",
         token,
         "--name",
-        "AMR 7",
+        name,
         "--config",
         str(installed),
         "--data-dir",
@@ -122,3 +128,28 @@ def install_agent(running: EmbeddedHub, tmp_path: Path, site: str = "plant-a") -
         env=running.env,
     )
     return installed
+
+
+async def publish_as_device(
+    running: EmbeddedHub, device: str, password: str, envelopes: list[Envelope]
+) -> int:
+    """Publish envelopes as an enrolled device would (its own login and topics, QoS 1);
+    returns the watermark the hub sent back for their stream once it covers the last one."""
+    stream, last = envelopes[-1].stream, envelopes[-1].seq
+    async with aiomqtt.Client(
+        "127.0.0.1",
+        running.mqtt_port,
+        username=device,
+        password=password,
+        identifier=f"{device}-test",
+        protocol=aiomqtt.ProtocolVersion.V311,
+    ) as mqtt:
+        await mqtt.subscribe(topic(device, Channel.INGESTED), qos=1)
+        for envelope in envelopes:
+            await mqtt.publish(topic(device, envelope.kind), encode(envelope), qos=1)
+        async with asyncio.timeout(20):
+            async for message in mqtt.messages:
+                mark = decode(message.payload, Watermark)  # type: ignore[arg-type]
+                if mark.stream == stream and mark.seq >= last:
+                    return mark.seq
+    raise AssertionError("no watermark")

@@ -12,14 +12,13 @@ import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import aiomqtt
 import cv2
 import httpx
 import numpy as np
 import pytest
 import yaml
 
-from protocol import Channel, Envelope, decode, encode, topic
+from protocol import Channel, Envelope
 from protocol.models import (
     Box,
     DetectedObject,
@@ -28,13 +27,13 @@ from protocol.models import (
     FramePurpose,
     FrameResult,
     ModelRef,
-    Watermark,
 )
 from tests.integration.harness import free_port, wait_for
 from tests.integration.hub.embedded import (
     PASSWORD,
     init_site,
     install_agent,
+    publish_as_device,
     start_embedded_hub,
 )
 from tests.integration.hubrig import OUTPOST
@@ -69,34 +68,23 @@ def captured(n: int, classes: list[str]) -> tuple[Frame, FrameResult]:
     return frame, result
 
 
-async def send(url: str, device: str, password: str, start_seq: int, n: list[int]) -> int:
-    """Publish frames and detections as the device's agent would; the watermark reached."""
-    host, port = url.removeprefix("mqtt://").split(":")
+def envelopes(device: str, start_seq: int, n: list[int]) -> list[Envelope]:
+    """Captured frames and their detections, as the device's agent sends them."""
     bodies: list[Frame | DetectionBatch] = []
     for i in n:
         frame, result = captured(i, ["person", "forklift"][: 1 + i % 2])
         bodies += [frame, DetectionBatch(frames=[result])]
-    async with aiomqtt.Client(
-        host,
-        int(port),
-        username=device,
-        password=password,
-        identifier=f"{device}-test",
-        protocol=aiomqtt.ProtocolVersion.V311,
-    ) as mqtt:
-        await mqtt.subscribe(topic(device, Channel.INGESTED), qos=1)
-        last = start_seq - 1
-        for seq, body in enumerate(bodies, start=start_seq):
-            channel = Channel.FRAMES if isinstance(body, Frame) else Channel.DETECTIONS
-            envelope = Envelope(device=device, stream="s1", seq=seq, ts=T0, kind=channel, body=body)
-            await mqtt.publish(topic(device, channel), encode(envelope), qos=1)
-            last = seq
-        async with asyncio.timeout(20):
-            async for message in mqtt.messages:
-                mark = decode(bytes(message.payload), Watermark)  # type: ignore[arg-type]
-                if mark.stream == "s1" and mark.seq >= last:
-                    return mark.seq
-    raise AssertionError("no watermark")
+    return [
+        Envelope(
+            device=device,
+            stream="s1",
+            seq=seq,
+            ts=T0,
+            kind=Channel.FRAMES if isinstance(body, Frame) else Channel.DETECTIONS,
+            body=body,
+        )
+        for seq, body in enumerate(bodies, start=start_seq)
+    ]
 
 
 def test_capture_pull_builds_a_labelling_dataset(tmp_path: Path) -> None:
@@ -106,8 +94,9 @@ def test_capture_pull_builds_a_labelling_dataset(tmp_path: Path) -> None:
         init_site(running)
         installed = tomllib.loads(install_agent(running, tmp_path).read_text())
         device, mqtt = installed["device"]["id"], installed["mqtt"]
-        url = f"mqtt://127.0.0.1:{running.mqtt_port}"
-        assert asyncio.run(send(url, device, mqtt["password"], 1, [1, 2])) >= 4
+        password = mqtt["password"]
+        sent = envelopes(device, 1, [1, 2])
+        assert asyncio.run(publish_as_device(running, device, password, sent)) >= 4
 
         with httpx.Client(base_url=running.url, timeout=10) as api:
             login = api.post("/api/v1/auth/login", json={"username": "root", "password": PASSWORD})
@@ -135,7 +124,8 @@ def test_capture_pull_builds_a_labelling_dataset(tmp_path: Path) -> None:
         image = cv2.imread(str(out / "images" / f"{device}_cap-1.jpg"))
         assert image.shape == (48, 64, 3)
 
-        assert asyncio.run(send(url, device, mqtt["password"], 5, [3])) >= 6
+        more = envelopes(device, 5, [3])
+        assert asyncio.run(publish_as_device(running, device, password, more)) >= 6
         wait_for(lambda: _count(running.url, bearer) == 3, 10, "a third capture")
         again = subprocess.run(pull, env=env, capture_output=True, text=True, timeout=60)
         assert again.returncode == 0, again.stderr

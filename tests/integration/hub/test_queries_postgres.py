@@ -12,6 +12,10 @@ import pytest
 from hub.storage.db import create_engine
 from hub.storage.migrate import migrate
 from tests.hub.auth.support import Hub, running_hub
+from tests.hub.queries.test_drift_api import (
+    test_a_model_the_registry_does_not_know_has_no_baseline,
+    test_the_newest_window_against_the_baseline,
+)
 from tests.hub.queries.test_frames import (
     test_paging_and_scope,
     test_snapshots_and_captures_are_kept_with_their_detections,
@@ -26,6 +30,7 @@ from tests.hub.queries.test_queries import (
 from tests.integration.hub.storage.schemas import drop_schema
 
 __all__ = [
+    "test_a_model_the_registry_does_not_know_has_no_baseline",
     "test_auto_downsamples_rollups_to_at_most_max_points_buckets",
     "test_detections_filter_by_class_zone_model_and_time",
     "test_devices_outside_the_callers_sites_answer_404",
@@ -33,6 +38,7 @@ __all__ = [
     "test_pages_have_no_duplicates_or_gaps_even_as_new_events_arrive",
     "test_paging_and_scope",
     "test_snapshots_and_captures_are_kept_with_their_detections",
+    "test_the_newest_window_against_the_baseline",
 ]
 
 _counter = itertools.count()

@@ -2,7 +2,7 @@
 import { useSearchParams } from "next/navigation";
 import { Suspense, useCallback, useEffect, useState } from "react";
 import { api, can, type Command, type Device, type Schemas } from "@/api/client";
-import { CameraView } from "@/components/CameraView";
+import { CameraView, SnapshotView } from "@/components/CameraView";
 import { Chart } from "@/components/Chart";
 import { CommandPanel } from "@/components/CommandPanel";
 import { SiteMap } from "@/components/SiteMap";
@@ -75,6 +75,7 @@ function DevicePage() {
       <div className="grid2">
         <section className="card" aria-labelledby="cam-title">
           <h2 id="cam-title">Camera</h2>
+          <SnapshotView deviceId={id} />
           <CameraView frame={frame} />
         </section>
         <section className="card" aria-labelledby="map-title">

@@ -80,12 +80,13 @@ DEFAULT_RULES: list[dict[str, Any]] = [
         "severity": "warning",
         "condition": {
             "type": "metric_threshold",
-            "metric": "drift.js",
+            "metric": "drift.psi",
             "op": ">=",
-            "threshold": 0.2,
+            "threshold": 0.25,
             "clear_at": 0.1,
         },
-        "description": "Input drift score at or over 0.2; resolved under 0.1.",
+        "description": "A histogram of what the camera sees or the model answers drifted from "
+        "the model's training baseline: PSI at or over 0.25; resolved under 0.1.",
     },
     {
         "name": "Model rejected",

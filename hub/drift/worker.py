@@ -1,0 +1,196 @@
+"""The drift worker: each device's drift windows scored against its model's training baseline.
+
+A worker-role consumer group on `telemetry.raw`. Points of one window (`drift.*`,
+one timestamp) are gathered per device; `grace_s` after a window's first point (an
+agent may split a window over several batches) it is scored: PSI per histogram
+against the `baseline` of the model the device reports running (its state's model
+sha256, looked up in the registry). Scores go back on `telemetry.raw` as the
+device's telemetry, stream `hub-drift`, seq = the window's time in milliseconds, so
+that:
+
+- the writer stores them like any point (a re-computed window is a duplicate);
+- the alert worker's default "Drift over threshold" rule watches `drift.psi`
+  (tag `hist`) and `drift.psi_max`;
+- charts and `outpost drift report` read them through the telemetry API.
+
+A device whose model is not in the registry (pushed by hand), or whose model has no
+baseline, gets no score; the worker says so once per model in its log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from hub.bus.base import Bus, BusError, Record
+from hub.bus.topics import TELEMETRY_RAW
+from hub.drift.psi import HIST_PREFIX, Window, scores
+from hub.settings import HubSettings
+from hub.storage.db import transaction
+from hub.storage.errors import StorageUnavailable
+from hub.storage.models import DeviceStatus, ModelVersionRow
+from protocol import (
+    Channel,
+    DecodeError,
+    Envelope,
+    TelemetryBatch,
+    TelemetryPoint,
+    decode_envelope,
+    encode,
+)
+from protocol.backoff import Backoff
+
+logger = logging.getLogger(__name__)
+
+STREAM = "hub-drift"
+"""The stream of hub-computed drift scores, beside each device's own streams."""
+BASELINE_TTL_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """What a device's model was trained on: its classes and histograms."""
+
+    sha256: str
+    classes: tuple[str, ...]
+    histograms: dict[str, list[float]]
+
+
+class DriftWorker:
+    """Scores drift windows as they arrive (see the module docstring)."""
+
+    def __init__(
+        self, settings: HubSettings, bus: Bus, sessions: async_sessionmaker[AsyncSession]
+    ) -> None:
+        self._settings, self._bus, self._sessions = settings, bus, sessions
+        self._cfg = settings.drift
+        self._pending: dict[tuple[str, int], tuple[float, Window]] = {}
+        self._baselines: dict[str, tuple[float, Baseline | None]] = {}
+        self._unknown: set[str] = set()
+        self.scored = 0
+
+    async def run(self) -> None:
+        """Consume until cancelled, riding out bus and database outages."""
+        backoff = Backoff(0.5, 10.0)
+        while True:
+            try:
+                async with self._bus.consumer([TELEMETRY_RAW], group=self._cfg.group) as consumer:
+                    while True:
+                        records = await consumer.poll(max_records=1000, timeout_s=1.0)
+                        self.take(records)
+                        await self.flush()
+                        await consumer.commit()
+                        backoff.reset()
+            except (BusError, StorageUnavailable) as exc:
+                delay = backoff.next()
+                logger.warning("drift worker paused %.1f s: %s", delay, exc)
+                await asyncio.sleep(delay)
+
+    def take(self, records: Sequence[Record], *, now: float | None = None) -> None:
+        """Gather the drift points of a batch into their windows."""
+        arrived = time.monotonic() if now is None else now
+        for record in records:
+            envelope = _decode(record)
+            if envelope is None or envelope.stream == STREAM:
+                continue
+            assert isinstance(envelope.body, TelemetryBatch)  # noqa: S101 - checked in _decode
+            for point in envelope.body.points:
+                if not point.metric.startswith(HIST_PREFIX):
+                    continue
+                key = (envelope.device, int(point.ts.timestamp() * 1000))
+                if key not in self._pending:
+                    self._pending[key] = (arrived, Window(*key))
+                self._pending[key][1].add(point.metric, point.tags, point.value)
+
+    async def flush(self, *, now: float | None = None, force: bool = False) -> int:
+        """Score the windows older than the grace period; returns how many were scored."""
+        moment = time.monotonic() if now is None else now
+        due = [
+            key
+            for key, (arrived, _) in self._pending.items()
+            if force or moment - arrived >= self._cfg.grace_s
+        ]
+        out: list[tuple[str, bytes, bytes]] = []
+        for key in due:
+            _, window = self._pending.pop(key)
+            envelope = await self._scored(window)
+            if envelope is not None:
+                out.append((TELEMETRY_RAW, window.device.encode(), encode(envelope)))
+        if out:
+            await self._bus.produce_many(out)
+            self.scored += len(out)
+        return len(out)
+
+    async def _scored(self, window: Window) -> Envelope | None:
+        baseline = await self._baseline(window.device)
+        if baseline is None:
+            return None
+        psi = scores(window, baseline.classes, baseline.histograms)
+        if not psi:
+            return None
+        ts = datetime.fromtimestamp(window.ts_ms / 1000, UTC)
+        tags = {**window.tags, "model_sha256": baseline.sha256[:12]}
+        points = [
+            TelemetryPoint(ts=ts, metric="drift.psi", value=v, tags={**tags, "hist": k})
+            for k, v in sorted(psi.items())
+        ]
+        points.append(
+            TelemetryPoint(ts=ts, metric="drift.psi_max", value=max(psi.values()), tags=tags)
+        )
+        return Envelope(
+            device=window.device,
+            stream=STREAM,
+            seq=window.ts_ms,
+            ts=ts,
+            kind=Channel.TELEMETRY,
+            body=TelemetryBatch(points=points),
+        )
+
+    async def _baseline(self, device: str) -> Baseline | None:
+        cached = self._baselines.get(device)
+        if cached is not None and time.monotonic() - cached[0] < BASELINE_TTL_S:
+            return cached[1]
+        async with transaction(self._sessions) as session:
+            state = await session.scalar(
+                select(DeviceStatus.state).where(DeviceStatus.device == device)
+            )
+            sha = ((state or {}).get("model") or {}).get("sha256")
+            manifest = (
+                await session.scalar(
+                    select(ModelVersionRow.manifest)
+                    .where(ModelVersionRow.sha256 == sha)
+                    .order_by(ModelVersionRow.id.desc())
+                    .limit(1)
+                )
+                if sha
+                else None
+            )
+        baseline = None
+        if manifest and manifest.get("baseline"):
+            baseline = Baseline(
+                sha256=str(sha),
+                classes=tuple(manifest.get("classes", [])),
+                histograms={k: list(v) for k, v in manifest["baseline"].items()},
+            )
+        elif sha and sha not in self._unknown:
+            self._unknown.add(sha)
+            logger.info(
+                "model %s of %s has no baseline in the registry: no drift score", sha[:12], device
+            )
+        self._baselines[device] = (time.monotonic(), baseline)
+        return baseline
+
+
+def _decode(record: Record) -> Envelope | None:
+    try:
+        envelope = decode_envelope(record.value)
+    except DecodeError:
+        return None
+    return envelope if isinstance(envelope.body, TelemetryBatch) else None

@@ -1,0 +1,148 @@
+"""`outpost drift report`: how far each device's camera has drifted from its model's training data.
+
+Reads `GET /api/v1/devices/{id}/drift` from a running hub for every device in the
+API key's scope (or one `--device`, or the devices running one `--model`), prints a
+table (newest window, PSI per histogram, the worst, a verdict) and writes a PNG: per
+device, each histogram of the newest window beside the model's baseline, with its PSI.
+
+PSI reading: under 0.1 stable, 0.1 to 0.25 watch, over 0.25 drifted.
+
+Example:
+    >>> verdict(0.05), verdict(0.2), verdict(0.4)
+    ('stable', 'watch', 'drifted')
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import httpx
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+DEFAULT_HUB = "http://127.0.0.1:8080"
+WATCH, DRIFTED = 0.1, 0.25
+_out = Console()
+_err = Console(stderr=True)
+
+drift_app = typer.Typer(help="Drift of live data against a model's baseline.", no_args_is_help=True)
+
+
+def verdict(psi: float) -> str:
+    """`stable`, `watch` or `drifted`."""
+    return "drifted" if psi > DRIFTED else "watch" if psi >= WATCH else "stable"
+
+
+def _fail(message: str) -> NoReturn:
+    _err.print(f"[bold red]{escape(message)}[/]", highlight=False)
+    raise typer.Exit(2)
+
+
+def _get(client: httpx.Client, path: str, params: dict[str, Any] | None = None) -> Any:
+    try:
+        answer = client.get(path, params=params)
+    except httpx.HTTPError as exc:
+        _fail(f"cannot reach the hub at {client.base_url}: {exc}")
+    if answer.status_code == 401:
+        _fail("the hub refused the API key (401): check --api-key / OUTPOST_API_KEY")
+    if answer.status_code == 404:
+        _fail(f"not found (404): {path}")
+    if answer.is_error:
+        _fail(f"the hub answered {answer.status_code} for {path}: {answer.text[:300]}")
+    return answer.json()
+
+
+def _devices(client: httpx.Client) -> list[dict[str, Any]]:
+    devices, cursor = [], None
+    while True:
+        page = _get(
+            client, "/api/v1/devices", {"limit": 200, **({"cursor": cursor} if cursor else {})}
+        )
+        devices += page["items"]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return devices
+
+
+def plot(reports: list[dict[str, Any]], path: Path) -> None:
+    """One row per device, one panel per histogram: baseline and newest window as bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in reports if r["histograms"]]
+    if not rows:
+        return
+    cols = max(len(r["histograms"]) for r in rows)
+    figure, axes = plt.subplots(
+        len(rows), cols, figsize=(3.2 * cols, 2.6 * len(rows)), squeeze=False
+    )
+    for row, report in zip(axes, rows, strict=False):
+        for ax, hist in zip(row, report["histograms"], strict=False):
+            x = range(len(hist["bins"]))
+            ax.bar([i - 0.2 for i in x], hist["baseline"], width=0.4, label="baseline")
+            ax.bar([i + 0.2 for i in x], hist["live"], width=0.4, label="newest window")
+            score = f"PSI {hist['psi']:.2f} ({verdict(hist['psi'])})"
+            ax.set_title(f"{report['device_id']} · {hist['key']}\n{score}", fontsize=8)
+            ax.set_xticks(list(x), hist["bins"], fontsize=6, rotation=90)
+            ax.tick_params(axis="y", labelsize=6)
+        for ax in row[len(report["histograms"]) :]:
+            ax.axis("off")
+    axes[0][0].legend(fontsize=6)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+@drift_app.command("report")
+def report(
+    hub: Annotated[
+        str, typer.Option("--hub", envvar="OUTPOST_HUB_URL", help="The hub's API address.")
+    ] = DEFAULT_HUB,
+    api_key: Annotated[
+        str, typer.Option("--api-key", envvar="OUTPOST_API_KEY", help="An API key (opk_…).")
+    ] = "",
+    device: Annotated[str | None, typer.Option("--device", help="Only this device.")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Only devices running this model (its name).")
+    ] = None,
+    png: Annotated[Path, typer.Option("--png", help="Where to write the chart.")] = Path(
+        "drift-report.png"
+    ),
+) -> None:
+    """A table of each device's drift, and a PNG of its distributions against the baseline."""
+    if not api_key:
+        _fail("no API key: pass --api-key or set OUTPOST_API_KEY")
+    with httpx.Client(base_url=hub.rstrip("/"), headers={"X-API-Key": api_key}, timeout=30) as c:
+        ids = [device] if device else [d["id"] for d in _devices(c)]
+        reports = [_get(c, f"/api/v1/devices/{i}/drift") for i in ids]
+    if model:
+        reports = [r for r in reports if (r.get("model") or {}).get("name") == model]
+    table = Table(title="Drift against the model's baseline (PSI)")
+    for column in ("device", "model", "window", "per histogram", "worst", "verdict"):
+        table.add_column(column)
+    worst_overall = 0.0
+    for r in reports:
+        m = r.get("model") or {}
+        name = f"{m.get('name', '?')}:{m.get('version', '?')}" if m else "none"
+        if not r["has_baseline"] or not r["histograms"]:
+            why = "no baseline in the registry" if not r["has_baseline"] else "no drift window yet"
+            table.add_row(r["device_id"], name, "-", why, "-", "-")
+            continue
+        per = ", ".join(f"{h['key'].removesuffix('_hist')} {h['psi']:.2f}" for h in r["histograms"])
+        worst = max(h["psi"] for h in r["histograms"])
+        worst_overall = max(worst_overall, worst)
+        table.add_row(
+            r["device_id"], name, str(r["window_ts"])[:19], per, f"{worst:.2f}", verdict(worst)
+        )
+    _out.print(table)
+    plot(reports, png)
+    if any(r["histograms"] for r in reports):
+        _out.print(f"chart: [bold]{escape(str(png))}[/]")
+    if worst_overall > DRIFTED:
+        _out.print("[yellow]at least one device drifted: see the chart, capture frames, retrain[/]")
