@@ -341,15 +341,28 @@ class RegistryService:
         return devices
 
     async def rollouts(self, principal: Principal) -> list[RolloutRecord]:
-        """Rollouts, newest first (all of them: models are fleet-wide)."""
+        """Rollouts, newest first: all of them, or for a user limited to sites, those that
+        reach a device of theirs."""
         async with transaction(self._sessions) as session:
-            return await repo.list_rollouts(session)
+            items = await repo.list_rollouts(session)
+            if principal.sites is None:
+                return items
+            visible = await repo.rollouts_in_sites(session, sites=principal.sites)
+        return [r for r in items if r.id in visible]
 
-    async def rollout(self, rollout_id: int) -> RolloutView:
-        """One rollout with its devices; 404 when unknown."""
+    async def rollout(self, rollout_id: int, principal: Principal | None = None) -> RolloutView:
+        """One rollout with its devices (those in the caller's sites); 404 when unknown or
+        when it reaches none of them."""
         async with transaction(self._sessions) as session:
             found = await repo.get_rollout(session, rollout_id=rollout_id)
             devices = await repo.rollout_devices(session, rollout_id=rollout_id)
+            if principal is not None and principal.sites is not None:
+                mine = await repo.devices_in_sites(
+                    session, device_ids=[d.device_id for d in devices], sites=principal.sites
+                )
+                devices = [d for d in devices if d.device_id in mine]
+                if not devices:
+                    found = None
         if found is None:
             raise NotFound(f"no rollout {rollout_id}", code="rollout_not_found")
         return RolloutView(found, devices)

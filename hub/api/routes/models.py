@@ -234,10 +234,11 @@ async def list_rollouts(principal: ViewerPrincipal, registry: RegistryDep) -> Ro
     responses={**AUTHED, **NOT_FOUND},
 )
 async def get_rollout(
-    rollout_id: RolloutId, _: ViewerPrincipal, registry: RegistryDep
+    rollout_id: RolloutId, principal: ViewerPrincipal, registry: RegistryDep
 ) -> RolloutDetail:
-    """States: canary, canary_healthy, promoted, completed, rolled_back."""
-    return rollout_detail(await registry.rollout(rollout_id))
+    """States: canary, canary_healthy, promoted, completed, rolled_back. A user limited to
+    sites sees the devices of their sites only (404 when the rollout reaches none)."""
+    return rollout_detail(await registry.rollout(rollout_id, principal))
 
 
 @router.post(

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hub.storage.errors import translated
 from hub.storage.models import (
     Detection,
+    Device,
     EventRow,
     ModelAssignmentRow,
     ModelVersionRow,
@@ -420,3 +421,32 @@ async def mean_latency(
         )
     )
     return None if value is None else float(value)
+
+
+@translated
+async def devices_in_sites(
+    session: AsyncSession, *, device_ids: Iterable[str], sites: Iterable[str]
+) -> set[str]:
+    """Which of `device_ids` belong to one of `sites`."""
+    ids, wanted = sorted(set(device_ids)), sorted(set(sites))
+    if not ids or not wanted:
+        return set()
+    rows = await session.scalars(
+        select(Device.id).where(Device.id.in_(ids), Device.site_id.in_(wanted))
+    )
+    return set(rows)
+
+
+@translated
+async def rollouts_in_sites(session: AsyncSession, *, sites: Iterable[str]) -> set[int]:
+    """Rollouts with at least one device in one of `sites`."""
+    wanted = sorted(set(sites))
+    if not wanted:
+        return set()
+    rows = await session.scalars(
+        select(RolloutDeviceRow.rollout_id)
+        .join(Device, Device.id == RolloutDeviceRow.device_id)
+        .where(Device.site_id.in_(wanted))
+        .distinct()
+    )
+    return set(rows)

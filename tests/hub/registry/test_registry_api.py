@@ -275,3 +275,29 @@ async def test_a_cleared_assignment_reported_as_malformed_does_not_fail_the_next
     second = (await _post(hub, "/rollouts", body)).json()["id"]
     await registry(hub).tick()
     assert (await _status(hub, second))[0] == "canary"
+
+
+async def test_a_user_limited_to_sites_sees_only_rollouts_reaching_them(
+    hub: Hub, tmp_path: Path, publisher: FakeRetainedPublisher
+) -> None:
+    mine = await _fleet(hub, 1)
+    await add_site(hub, "plant-b")
+    theirs = await enrolled(hub, "plant-b", "AMR B")
+    await credentials(hub, theirs)
+    await push(hub, onnx_bytes(tmp_path, "v1"), "1")
+    ids = {}
+    for name, devices in (("a", mine), ("b", [theirs]), ("both", [*mine, theirs])):
+        created = await _post(
+            hub, "/rollouts", {"name": "det", "version": "1", "target": {"devices": devices}}
+        )
+        assert created.status_code == 201, created.text
+        ids[name] = created.json()["id"]
+        await _post(hub, f"/rollouts/{ids[name]}/rollback")  # free the devices again
+    await hub.add_user("vic", Role.VIEWER, ["plant-a"])
+    vic = await hub.bearer("vic")
+    listed = (await hub.client.get("/api/v1/rollouts", headers=vic)).json()["items"]
+    assert sorted(r["id"] for r in listed) == sorted([ids["a"], ids["both"]])
+    both = (await hub.client.get(f"/api/v1/rollouts/{ids['both']}", headers=vic)).json()
+    assert [d["device_id"] for d in both["devices"]] == mine
+    hidden = await hub.client.get(f"/api/v1/rollouts/{ids['b']}", headers=vic)
+    assert hidden.status_code == 404
