@@ -33,7 +33,6 @@ import logging
 import math
 import secrets
 import select
-import signal
 import subprocess
 import sys
 import tempfile
@@ -70,6 +69,7 @@ from protocol import (
     encode,
     topic,
 )
+from protocol.processes import stop_process
 
 logger = logging.getLogger(__name__)
 
@@ -338,13 +338,7 @@ class Proc:
 
 
 def _end(proc: subprocess.Popen[Any]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    stop_process(proc)
 
 
 def hub_config(path: Path, work: Workload, services: Services) -> Path:

@@ -10,7 +10,7 @@ import sim.cli
 import training.capture
 import training.cli
 import training.drift_report
-from outpost import __version__, stubs
+from outpost import __version__, demo, stubs
 
 app = typer.Typer(
     name="outpost",
@@ -36,6 +36,7 @@ GROUPS: dict[str, typer.Typer] = {
 for _path in ("hub", "model", "sim", "dataset", "drift", "capture", "bench"):
     app.add_typer(GROUPS[_path], name=_path)
 app.command("train")(training.cli.train)
+app.command("demo")(demo.demo)
 stubs.register(GROUPS)
 
 

@@ -17,7 +17,6 @@ _LENIENT = {"allow_extra_args": True, "ignore_unknown_options": True}
 # (group path, command, issue that builds it, help)
 PLANNED: tuple[tuple[str, str, int, str], ...] = (
     ("bench", "gateway", 12, "Gateway-mode inference rate against raw session.run"),
-    ("", "demo", 10, "Embedded hub, simulated fleet and dashboard on this machine"),
 )
 
 

@@ -145,6 +145,7 @@ def run(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     try:
         chosen = _fleet_scenario(scenario, robots, load_scenario, default_scenario)
         options = RunOptions(

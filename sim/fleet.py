@@ -139,6 +139,8 @@ class SimRun:
                 tg.create_task(_finish(), name="finish")
         except* _Finished:
             pass
+        except* SimError as group:  # one clear message for the CLI, not a group
+            raise group.exceptions[0] from None
         finally:
             await self._shutdown()
             stepper.stop()

@@ -13,12 +13,12 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import asyncpg
-import httpx
 from aiokafka.admin import AIOKafkaAdminClient
+
+from protocol.processes import stop_process, wait_healthy
 
 OUTPOST = str(Path(sys.executable).parent / "outpost")
 
@@ -87,28 +87,18 @@ class HubProcess:
 
     def stop(self) -> None:
         """SIGTERM, then kill -9 after 15 s; a no-op when not running."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc is not None:
+            stop_process(self.proc)
 
     def wait_healthy(self, port: int, timeout: float = 30) -> None:
         """Wait until `GET /api/v1/health` answers 200 (the process must stay alive)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise AssertionError(f"hub exited {self.proc.returncode}:\n{self.tail()}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=2).is_success:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"hub not healthy after {timeout} s:\n{self.tail()}")
+        assert self.proc is not None
+        try:
+            wait_healthy(f"http://127.0.0.1:{port}/api/v1/health", self.proc, timeout_s=timeout)
+        except ChildProcessError as exc:
+            raise AssertionError(f"hub {exc}:\n{self.tail()}") from None
+        except TimeoutError:
+            raise AssertionError(f"hub not healthy after {timeout} s:\n{self.tail()}") from None
 
     def tail(self, chars: int = 4000) -> str:
         """The end of the process log."""

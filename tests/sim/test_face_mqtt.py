@@ -118,3 +118,25 @@ async def test_a_skewed_clock_reads_deadlines_against_itself(rig: Rig) -> None:
     rig.face.skew_s = 0.0
     await rig.send("cmd_vel", RobotVelocity(linear=0.6, angular=0.0, until=_in(2.0)))
     await rig.until(lambda: rig.robot.velocity.linear > 0.2, 2, "the robot to drive")
+
+
+async def test_the_face_reconnects_after_a_broker_stop() -> None:
+    broker = RobotBroker()
+    await broker.start()
+    w = world()
+    face = MqttFace(w.robots["r1"], broker.url)
+    task = asyncio.create_task(face.run(), name="face")
+    try:
+        await wait_connected(face)
+        await broker.stop_for(0.5)
+        await wait_connected(face, timeout_s=10)
+        async with aiomqtt.Client("127.0.0.1", broker.port, identifier="agent") as client:
+            await client.subscribe(f"{PREFIX}/odom")
+            async with asyncio.timeout(3):
+                async for message in client.messages:
+                    assert decode(bytes(message.payload), RobotOdometry).x == 2.0  # type: ignore[arg-type]
+                    break
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await broker.stop()
