@@ -7,7 +7,11 @@
 3. `outpost sim run` with N simulated robots, each enrolled by a real `edge-agent
    install` and driven by a real edge agent (with the default detector when
    `models/outpost-sim-detector/model.onnx` exists).
-4. The dashboard URL, opened in a browser unless `--no-browser`.
+4. A dispatcher: the robots whose scenario gives them a patrol lane are sent along it
+   with path plans through the hub's API, as an operator or a fleet manager would
+   (agents keep a robot still until told to move). A stopped robot gets no mission
+   until it is released.
+5. The dashboard URL, opened in a browser unless `--no-browser`.
 
 Ctrl-C (or SIGTERM) stops the simulator (its agents stop their robots) and then the
 hub. Everything lives under `--workdir` (default: a new temporary directory), so the
@@ -16,6 +20,7 @@ next run starts clean.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -24,6 +29,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import webbrowser
 from pathlib import Path
@@ -36,6 +42,7 @@ from rich.markup import escape
 from rich.panel import Panel
 
 from protocol.processes import stop_process, wait_healthy
+from sim.scenario import default_scenario
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = REPO / "models" / "outpost-sim-detector" / "model.onnx"
@@ -159,6 +166,44 @@ class Demo:
                 stop_process(process, sig=signal.SIGINT, grace_s=20)
 
 
+class Dispatcher:
+    """Sends each patrolling robot along its lane every `every_s`, unless it is stopped."""
+
+    def __init__(self, url: str, api_key: str, robots: int, every_s: float = 40.0) -> None:
+        self._url, self._every = url, every_s
+        self._headers = {"X-API-Key": api_key}
+        self._lanes = {r.id: r.patrol for r in default_scenario(robots).robots if r.patrol}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dispatcher", daemon=True)
+
+    def start(self) -> None:
+        """Dispatch in the background."""
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop dispatching."""
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=f"{self._url}/api/v1", headers=self._headers, timeout=10) as api:
+            while not self._stop.is_set():
+                # The hub starting or stopping: try again next round.
+                with contextlib.suppress(httpx.HTTPError):
+                    self._dispatch(api)
+                self._stop.wait(self._every)
+
+    def _dispatch(self, api: httpx.Client) -> None:
+        for device in api.get("/devices", params={"limit": 200}).json()["items"]:
+            lane = self._lanes.get(device["name"])
+            state = device.get("state") or {}
+            engaged = bool((state.get("estop") or {}).get("engaged"))
+            if lane and state.get("online") and not engaged:
+                waypoints = [{"x": x, "y": y} for x, y in lane]
+                body = {"waypoints": waypoints, "speed": 0.8, "timeout_s": 120}
+                api.post(f"/devices/{device['id']}/path", json=body)
+
+
 def _fail(message: str) -> NoReturn:
     _err.print(f"[bold red]{escape(message)}[/]")
     raise typer.Exit(2)
@@ -194,12 +239,15 @@ def demo(
 
     signal.signal(signal.SIGTERM, interrupt)
     code = 0
+    dispatcher: Dispatcher | None = None
     try:
         with _out.status("starting the hub…"):
             run.start_hub()
             key = run.set_up()
         with _out.status(f"starting {robots} simulated robots with real agents…"):
             run.start_sim(key)
+        dispatcher = Dispatcher(run.url, key, robots, every_s=20.0)
+        dispatcher.start()
         _out.print(
             Panel.fit(
                 f"Dashboard: [bold]{run.url}/[/]\n"
@@ -221,6 +269,8 @@ def demo(
         code = 2
     finally:
         with _out.status("stopping…"):
+            if dispatcher is not None:
+                dispatcher.close()
             run.stop()
     if interrupted:
         _out.print("stopped.")

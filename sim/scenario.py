@@ -178,6 +178,9 @@ class Robot(Model):
     limits: Limits = Limits()
     camera: MountedCamera | None = MountedCamera()
     """Its front camera (served as camera `{id}`); null for none."""
+    patrol: Annotated[list[Point], Field(max_length=256)] = []
+    """Waypoints it drives in a loop on its own navigation, as AMRs do, until a stop or
+    an operator's command takes over (empty: it waits for commands)."""
 
 
 class FixedCamera(Model):

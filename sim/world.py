@@ -202,6 +202,8 @@ class SimRobot:
         self._blocked_by: str | None = None
         self._odometer_m = 0.0
         self._spikes: dict[str, tuple[float, float]] = {}  # metric -> value, until
+        self._patrol = [(float(x), float(y)) for x, y in spec.patrol]
+        self._patrolling = bool(self._patrol)
 
     # --- commands -------------------------------------------------------------------
 
@@ -213,6 +215,7 @@ class SimRobot:
         with self._world.lock:
             if self._latched:
                 return False
+            self._patrolling = False  # an operator took over
             self._path = []
             deadline = self._world.time_s + max(0.0, duration_s)
             self._cmd = (
@@ -233,6 +236,7 @@ class SimRobot:
         with self._world.lock:
             if self._latched:
                 return False
+            self._patrolling = False  # an operator took over
             self._cmd = None
             self._path = [(float(x), float(y)) for x, y in waypoints]
             limit = self.limits.max_linear_mps
@@ -245,6 +249,7 @@ class SimRobot:
             if not self._latched:
                 logger.info("robot %s: stop latched", self.id)
             self._latched = True
+            self._patrolling = False  # a stopped robot stays put until told to move
             self._cmd = None
             self._path = []
 
@@ -370,6 +375,8 @@ class SimRobot:
 
     def _step(self, dt: float, now: float, others: list[Body]) -> None:
         lim = self.limits
+        if self._patrolling and self._cmd is None and not self._path:
+            self._path, self._path_speed = list(self._patrol), 0.6 * lim.max_linear_mps
         linear, angular = self._wanted(now)
         top = lim.max_linear_mps * (0.5 if "overheat" in self._faults else 1.0)
         linear = _clamp(linear, top)

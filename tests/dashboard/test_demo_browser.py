@@ -98,8 +98,9 @@ def test_the_demo_in_a_browser(tmp_path: Path) -> None:
             return [d for d in _devices(url, token) if d["state"].get("online")]
 
         wait_for(lambda: len(online()) == 2, 180, "both simulated robots online")
-        device = online()[0]
-        wait_for(lambda: _speed(url, token, device["id"]) is not None, 60, "odometry")
+        device = next(d for d in online() if d["name"] == "robot-1")
+        # robot-1 shuttles along its lane on its own: the robots move before anyone acts.
+        wait_for(lambda: (_speed(url, token, device["id"]) or 0.0) > 0.1, 60, "robot-1 moving")
         created = httpx.post(
             f"{url}/api/v1/users",
             json={"username": "vic", "password": password, "role": "viewer"},

@@ -273,3 +273,24 @@ def test_the_real_time_stepper_moves_the_world_on_its_own() -> None:
     settled = w.time_s
     time.sleep(0.05)
     assert w.time_s == settled  # stopped with the `with` block
+
+
+def test_a_patrolling_robot_shuttles_until_a_stop_or_a_command_takes_over() -> None:
+    world = World(default_scenario(3), seed=1)
+    robot = world.robots["robot-1"]
+    xs = []
+    for _ in range(600):
+        world.step(0.1)
+        xs.append(robot.pose.x)
+    assert min(xs) < 7  # there and back along its lane on its own
+    assert max(xs) > 27
+    robot.stop()
+    robot.release()
+    for _ in range(50):
+        world.step(0.1)
+    assert robot.velocity.linear == 0.0  # stopped robots stay put after a release
+    assert robot.drive(0.3, 0.0, duration_s=1.0)
+    world.step(0.5)
+    assert robot.velocity.linear > 0.0
+    world.step(3.0)
+    assert robot.velocity.linear == 0.0  # the command lapsed; no patrol comes back
