@@ -8,15 +8,17 @@ the feed reconnects are not replayed (the REST queries have them).
 | topic                  | live `type`  | `data`                                  |
 |------------------------|--------------|-----------------------------------------|
 | `device.state`         | `state`      | the agent's state body                  |
-| `telemetry.raw`        | `telemetry`  | the batch `{points}`; sampled per device |
+| `telemetry.raw`        | `telemetry`  | the batch `{points}`; sampled per metric |
 | `inference.detections` | `detections` | the batch of frame results              |
 | `command.acks`         | `ack`        | `{cmd_id, status, at, detail, reason}`  |
 | `alerts`               | `alert`      | the alert as the API shows it           |
 
 Envelopes were validated by ingest before they reached the bus, so the feed
 forwards their body as sent (a record that is not even an object is counted and
-skipped). Telemetry is sampled: at most `telemetry_hz` batches per device and
-second are forwarded, the others skipped and counted.
+skipped). Telemetry is sampled per device and metric: a point goes out when its
+metric (with its tags) has not been sent in the last `1 / telemetry_hz` seconds, so
+every metric updates at up to `telemetry_hz` whatever else shares its batches; a
+batch with no point left is skipped and counted.
 
 Example:
     >>> async def serve(bus, fanout, sites) -> None:  # doctest: +SKIP
@@ -84,7 +86,7 @@ class LiveFeed:
         self._bus, self._fanout, self._sites, self._group = bus, fanout, sites, group
         self._interval = 1.0 / telemetry_hz if telemetry_hz > 0 else 0.0
         self._clock = clock
-        self._last_telemetry: dict[str, float] = {}
+        self._last_telemetry: dict[tuple[str, str], float] = {}
         self.skipped_telemetry = 0
         self.invalid = 0
         self.ready = asyncio.Event()  # set once reading from the bus
@@ -144,12 +146,15 @@ class LiveFeed:
         self, type_: LiveType, doc: dict[str, Any], record: Record
     ) -> _Parsed | None:
         device = str(doc["device"])
-        if type_ == "telemetry" and not self._sample(device):
-            return None
+        body = doc["body"]
+        if type_ == "telemetry":
+            body = self._sampled(device, body)
+            if body is None:
+                return None
         ts = doc["ts"]
         if doc.get("stream") == WILL_STREAM:
             ts = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC).isoformat()
-        return _Parsed(type_, device, None, ts, doc["body"])
+        return _Parsed(type_, device, None, ts, body)
 
     @staticmethod
     def _from_alert(doc: dict[str, Any]) -> _Parsed:
@@ -157,15 +162,26 @@ class LiveFeed:
         site = doc.get("site")
         return _Parsed("alert", str(doc["device"]), str(site) if site else None, ts, doc)
 
-    def _sample(self, device: str) -> bool:
-        """Whether this telemetry batch goes out (at most `telemetry_hz` per device)."""
+    def _sampled(self, device: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """The batch with the points whose metric may go out now (None: none may)."""
         now = self._clock()
-        last = self._last_telemetry.get(device)
-        if last is not None and now - last < self._interval:
+        kept = []
+        for point in body.get("points", []):
+            key = (device, _metric_key(point))
+            last = self._last_telemetry.get(key)
+            if last is None or now - last >= self._interval:
+                self._last_telemetry[key] = now
+                kept.append(point)
+        if not kept:
             self.skipped_telemetry += 1
-            return False
-        self._last_telemetry[device] = now
-        return True
+            return None
+        return {**body, "points": kept}
+
+
+def _metric_key(point: dict[str, Any]) -> str:
+    tags = point.get("tags") or {}
+    suffix = ",".join(f"{k}={v}" for k, v in sorted(tags.items())) if tags else ""
+    return f"{point.get('metric')}|{suffix}"
 
 
 class _Invalid(HubError):

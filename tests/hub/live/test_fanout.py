@@ -107,9 +107,13 @@ async def test_the_feed_maps_topics_resolves_sites_and_samples_telemetry() -> No
     now = [100.0]
     sites = FakeSites({"amr-7": "plant-a"})
     feed = LiveFeed(object(), Fanout(), sites, telemetry_hz=2.0, clock=lambda: now[0])  # type: ignore[arg-type]
+    cpu = [{"metric": "cpu", "value": v} for v in (1, 2, 3)]
+    battery = {"metric": "battery", "value": 80}
     records = [
-        record("telemetry.raw", envelope("amr-7", {"points": [1]})),
-        record("telemetry.raw", envelope("amr-7", {"points": [2]})),  # within 0.5 s: skipped
+        record("telemetry.raw", envelope("amr-7", {"points": [cpu[0]]})),
+        record("telemetry.raw", envelope("amr-7", {"points": [cpu[1]]})),  # cpu within 0.5 s
+        # Another metric in the same half second still goes out: sampling is per metric.
+        record("telemetry.raw", envelope("amr-7", {"points": [cpu[1], battery]})),
         record("command.acks", envelope("amr-7", {"cmd_id": "c-1", "status": "done"})),
         record("device.state", envelope("amr-7", {"online": False}, stream="will")),
         record("alerts", {"id": 4, "device": "amr-9", "site": "plant-b", "raised_at": "r"}),
@@ -118,17 +122,19 @@ async def test_the_feed_maps_topics_resolves_sites_and_samples_telemetry() -> No
     ]
     messages = [orjson.loads(m.text) for m in await feed.messages(records)]
     now[0] += 0.6
-    later = await feed.messages([record("telemetry.raw", envelope("amr-7", {"points": [3]}))])
+    later = await feed.messages([record("telemetry.raw", envelope("amr-7", {"points": [cpu[2]]}))])
 
     assert [(m["type"], m["site"]) for m in messages] == [
+        ("telemetry", "plant-a"),
         ("telemetry", "plant-a"),
         ("ack", "plant-a"),
         ("state", "plant-a"),
         ("alert", "plant-b"),  # the alert names its site: no lookup
     ]
-    assert messages[0]["data"] == {"points": [1]}
-    assert messages[2]["ts"] == "2026-01-01T00:00:00+00:00"  # a will: when the bus got it
-    assert (messages[3]["ts"], messages[3]["data"]["id"]) == ("r", 4)
-    assert orjson.loads(later[0].text)["data"] == {"points": [3]}
+    assert messages[0]["data"] == {"points": [cpu[0]]}
+    assert messages[1]["data"] == {"points": [battery]}
+    assert messages[3]["ts"] == "2026-01-01T00:00:00+00:00"  # a will: when the bus got it
+    assert (messages[4]["ts"], messages[4]["data"]["id"]) == ("r", 4)
+    assert orjson.loads(later[0].text)["data"] == {"points": [cpu[2]]}
     assert (feed.skipped_telemetry, feed.invalid) == (1, 2)
     assert sites.asked == [{"amr-7"}, {"amr-7"}]
