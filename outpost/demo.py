@@ -97,7 +97,11 @@ class Demo:
         """`outpost hub serve`, then wait until its health check answers."""
         with self._log("hub").open("ab") as log:
             self.hub = subprocess.Popen(
-                [_command("outpost"), "hub", "serve"], env=self.env, stdout=log, stderr=log
+                [_command("outpost"), "hub", "serve"],
+                env=self.env,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
             )
         try:
             wait_healthy(f"{self.url}/api/v1/health", self.hub, timeout_s=HEALTH_TIMEOUT_S)
@@ -145,7 +149,11 @@ class Demo:
             args += ["--model", str(self.model)]
         with self._log("sim").open("ab") as log:
             self.sim = subprocess.Popen(
-                args, env={**self.env, "OUTPOST_API_KEY": api_key}, stdout=log, stderr=log
+                args,
+                env={**self.env, "OUTPOST_API_KEY": api_key},
+                stdout=log,
+                stderr=log,
+                start_new_session=True,  # its agents go with it, whatever happens
             )
 
     def wait(self) -> int:
@@ -163,7 +171,7 @@ class Demo:
         """The simulator first (its agents stop their robots), then the hub."""
         for process in (self.sim, self.hub):
             if process is not None:
-                stop_process(process, sig=signal.SIGINT, grace_s=20)
+                stop_process(process, sig=signal.SIGINT, grace_s=20, group=True)
 
 
 class Dispatcher:
