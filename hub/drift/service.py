@@ -18,10 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub.auth.errors import NotFound
 from hub.auth.principal import Principal
+from hub.drift.models import running_model
 from hub.drift.psi import CLASS_KEY, HIST_PREFIX, Window, scores
 from hub.drift.worker import STREAM
 from hub.storage.db import transaction
-from hub.storage.models import DeviceStatus, ModelVersionRow, Telemetry
+from hub.storage.models import Telemetry
 from hub.storage.repositories import assets as asset_repo
 
 MAX_HISTORY = 2000
@@ -70,18 +71,7 @@ class DriftService:
             device = await asset_repo.get_device(session, device_id=device_id)
             if device is None or not principal.can_access_site(device.site_id):
                 raise NotFound(f"no device {device_id!r}", code="device_not_found")
-            state = await session.scalar(
-                select(DeviceStatus.state).where(DeviceStatus.device == device_id)
-            )
-            model = (state or {}).get("model")
-            manifest = None
-            if model and model.get("sha256"):
-                manifest = await session.scalar(
-                    select(ModelVersionRow.manifest)
-                    .where(ModelVersionRow.sha256 == model["sha256"])
-                    .order_by(ModelVersionRow.id.desc())
-                    .limit(1)
-                )
+            model, manifest = await running_model(session, device_id)
             window = await _newest_window(session, device_id)
             history = await _history(session, device_id, start)
         baseline = (manifest or {}).get("baseline") or {}

@@ -26,16 +26,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub.bus.base import Bus, BusError, Record
 from hub.bus.topics import TELEMETRY_RAW
+from hub.drift.models import running_model
 from hub.drift.psi import HIST_PREFIX, Window, scores
 from hub.settings import HubSettings
 from hub.storage.db import transaction
 from hub.storage.errors import StorageUnavailable
-from hub.storage.models import DeviceStatus, ModelVersionRow
 from protocol import (
     Channel,
     DecodeError,
@@ -158,20 +157,8 @@ class DriftWorker:
         if cached is not None and time.monotonic() - cached[0] < BASELINE_TTL_S:
             return cached[1]
         async with transaction(self._sessions) as session:
-            state = await session.scalar(
-                select(DeviceStatus.state).where(DeviceStatus.device == device)
-            )
-            sha = ((state or {}).get("model") or {}).get("sha256")
-            manifest = (
-                await session.scalar(
-                    select(ModelVersionRow.manifest)
-                    .where(ModelVersionRow.sha256 == sha)
-                    .order_by(ModelVersionRow.id.desc())
-                    .limit(1)
-                )
-                if sha
-                else None
-            )
+            model, manifest = await running_model(session, device)
+        sha = (model or {}).get("sha256")
         baseline = None
         if manifest and manifest.get("baseline"):
             baseline = Baseline(

@@ -17,7 +17,8 @@ from hub.api.deps import CurrentPrincipal
 from hub.api.routes.queries import Cursor, From, Limit, QueriesDep, To
 from hub.api.schemas.errors import AUTHED, NOT_FOUND
 from hub.api.schemas.frames import FrameOut, FramePage, Purpose
-from hub.queries.service import Range
+from hub.auth.principal import Principal
+from hub.queries.service import QueryService, Range
 from hub.storage.repositories.frames import FrameView
 
 router = APIRouter(prefix="/api/v1", tags=["queries"])
@@ -44,10 +45,8 @@ async def device_frames(
     limit: Limit = 50,
 ) -> FramePage:
     """The device's newest snapshot is `?purpose=snapshot&limit=1`."""
-    rows, next_cursor = await queries.frames(
-        principal, device_id, purpose=purpose, span=Range.of(since, to), cursor=cursor, limit=limit
-    )
-    return FramePage(items=[_out(request, r) for r in rows], next_cursor=next_cursor)
+    span = Range.of(since, to)
+    return await _page(request, queries, principal, device_id, purpose, span, cursor, limit)
 
 
 @router.get(
@@ -67,10 +66,8 @@ async def frames(
     limit: Limit = 50,
 ) -> FramePage:
     """What `outpost capture pull` reads (`?purpose=capture`)."""
-    rows, next_cursor = await queries.frames(
-        principal, None, purpose=purpose, span=Range.of(since, to), cursor=cursor, limit=limit
-    )
-    return FramePage(items=[_out(request, r) for r in rows], next_cursor=next_cursor)
+    span = Range.of(since, to)
+    return await _page(request, queries, principal, None, purpose, span, cursor, limit)
 
 
 @router.get(
@@ -90,6 +87,22 @@ async def frame_jpeg(
     return Response(
         data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"}
     )
+
+
+async def _page(
+    request: Request,
+    queries: QueryService,
+    principal: Principal,
+    device_id: str | None,
+    purpose: str | None,
+    span: Range,
+    cursor: str | None,
+    limit: int,
+) -> FramePage:
+    rows, next_cursor = await queries.frames(
+        principal, device_id, purpose=purpose, span=span, cursor=cursor, limit=limit
+    )
+    return FramePage(items=[_out(request, r) for r in rows], next_cursor=next_cursor)
 
 
 def _out(request: Request, view: FrameView) -> FrameOut:
