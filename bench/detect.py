@@ -18,15 +18,16 @@ from pathlib import Path
 
 from bench.report import BenchResult, Measure
 from edge_agent import bench_detect
+from edge_agent.perception.default_model import SHIPPED_MODEL, shipped_model
 
-DEFAULT_MODEL = Path("models/default.onnx")
-"""The detector shipped with the product, once `training/` has made one."""
+DEFAULT_MODEL = SHIPPED_MODEL
+"""The detector shipped with the product."""
 FRAME_SIZE = (480, 640)
 
 
 def default_model() -> Path | None:
-    """`models/default.onnx` when this checkout has it."""
-    return DEFAULT_MODEL if DEFAULT_MODEL.is_file() else None
+    """The shipped detector when this checkout has it."""
+    return shipped_model()
 
 
 def run(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,6 +19,7 @@ from edge_agent.errors import AgentError, ConfigError
 from edge_agent.outbox import export_rows, read_stats
 from edge_agent.runtime import Agent, engage_local_stop
 from edge_agent.status import collect
+from protocol.logs import LOG_FORMAT_ENV, LogFormatError, configure_logging, resolve_log_format
 
 _out = Console()
 _err = Console(stderr=True)
@@ -42,14 +42,19 @@ def settings_or_exit(config: Path | None) -> AgentSettings:
 def run(
     config: ConfigOption = None,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+    log_format: Annotated[
+        str | None,
+        typer.Option(help=f"Log lines as text or json (default: ${LOG_FORMAT_ENV}, else text)."),
+    ] = None,
 ) -> None:
     """Run the agent in the foreground until SIGTERM or Ctrl-C (what the service runs)."""
+    try:
+        fmt = resolve_log_format(log_format)
+    except LogFormatError as exc:
+        _err.print(f"[bold red]{escape(str(exc))}[/]", highlight=False)
+        raise typer.Exit(2) from None
     settings = settings_or_exit(config)
-    logging.basicConfig(
-        level=log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(log_level.upper(), fmt, role="edge-agent")
     try:
         asyncio.run(Agent(settings).run())
     except AgentError as exc:

@@ -26,6 +26,7 @@ from edge_agent.downlink import CommandExecutor, ReplayCache
 from edge_agent.errors import AgentError, ConfigError
 from edge_agent.metrics import AgentMetrics
 from edge_agent.outbox import Outbox, OutboxStats
+from edge_agent.perception.default_model import shipped_model
 from edge_agent.perception.detector import ModelError
 from edge_agent.perception.models import ModelManager, manager_for
 from edge_agent.perception.pipeline import ActiveModel, local_model
@@ -167,8 +168,13 @@ class Agent:
         )
         await self.models.load_active()
         executor.on_model = self.models.receive
-        if cfg.perception.model is not None:
-            self._model = await self._load_local_model(cfg.perception.model, outbox)
+        local = cfg.perception.model
+        if local is None and cfg.cameras and cfg.perception.default_model:
+            local = shipped_model()
+            if local is None:
+                logger.warning("no [perception] model and this install has no shipped detector")
+        if local is not None:
+            self._model = await self._load_local_model(local, outbox)
         self.perception = Perception(
             cfg.cameras,
             cfg.perception,

@@ -14,6 +14,7 @@ from rich.markup import escape
 
 from hub.errors import HubConfigError, HubError
 from hub.settings import HubSettings, load_hub_settings
+from protocol.logs import LOG_FORMAT_ENV, LogFormatError, configure_logging, resolve_log_format
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -43,6 +44,10 @@ _err = Console(stderr=True)
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="Hub settings file (TOML).")
 ]
+LogFormatOption = Annotated[
+    str | None,
+    typer.Option(help=f"Log lines as text or json (default: ${LOG_FORMAT_ENV}, else text)."),
+]
 
 
 def _settings(config: Path | None) -> HubSettings:
@@ -61,6 +66,7 @@ def serve_command(
     ] = "all",
     host: Annotated[str | None, typer.Option(help="API address (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="API port (default 8080).")] = None,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Run the hub: everything in one process, or one role of a scaled deployment."""
     from hub.runtime import ROLES, serve
@@ -68,13 +74,16 @@ def serve_command(
     if role not in ROLES:
         _err.print(f"[bold red]--role {role!r} is not one of {', '.join(ROLES)}[/]")
         raise typer.Exit(2)
+    try:
+        fmt = resolve_log_format(log_format)
+    except LogFormatError as exc:
+        _err.print(f"[bold red]{escape(str(exc))}[/]", highlight=False)
+        raise typer.Exit(2) from None
     settings = _settings(config)
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     if overrides:
         settings = settings.model_copy(update=overrides)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(logging.INFO, fmt, role=f"hub-{role}")
     try:
         asyncio.run(serve(settings, role))
     except KeyboardInterrupt:

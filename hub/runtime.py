@@ -105,7 +105,13 @@ async def serve(settings: HubSettings, role: Role) -> None:
                     metrics=metrics,
                 )
                 server = uvicorn.Server(
-                    uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info")
+                    uvicorn.Config(
+                        app,
+                        host=settings.host,
+                        port=settings.port,
+                        log_level="info",
+                        log_config=None,  # uvicorn logs through ours (text or JSON)
+                    )
                 )
                 tg.create_task(server.serve(), name="api")
             logger.info("hub role %s running", role)

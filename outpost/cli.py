@@ -36,6 +36,7 @@ GROUPS: dict[str, typer.Typer] = {
 for _path in ("hub", "model", "sim", "dataset", "drift", "capture", "bench"):
     app.add_typer(GROUPS[_path], name=_path)
 app.command("train")(training.cli.train)
+hub.cli.model_app.command("evaluate")(training.cli.evaluate_model)
 app.command("demo")(demo.demo)
 stubs.register(GROUPS)
 

@@ -41,11 +41,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 
+from edge_agent.perception.default_model import shipped_model
 from protocol.processes import stop_process, wait_healthy
 from sim.scenario import default_scenario
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_MODEL = REPO / "models" / "outpost-sim-detector" / "model.onnx"
 SITE = "demo-warehouse"
 ADMIN = "admin"
 HEALTH_TIMEOUT_S = 60.0
@@ -236,7 +236,7 @@ def demo(
     """Embedded hub, simulated fleet and dashboard on this machine (Ctrl-C stops it all)."""
     root = workdir or Path(tempfile.mkdtemp(prefix="outpost-demo-"))
     root.mkdir(parents=True, exist_ok=True)
-    detector = model or (DEFAULT_MODEL if DEFAULT_MODEL.exists() else None)
+    detector = model or shipped_model()
     if detector is not None and not detector.is_file():
         _fail(f"--model {detector}: no such file")
     run = Demo(root, port=port, robots=robots, model=detector)

@@ -31,6 +31,16 @@ def dataset(
         int, typer.Option("--imgsz", min=32, max=4096, help="Image width (height is 3/4).")
     ] = 320,
     seed: Annotated[int, typer.Option("--seed", help="Same seed, same dataset.")] = 0,
+    min_box: Annotated[
+        int | None,
+        typer.Option(
+            "--min-box",
+            min=1,
+            max=256,
+            help="Smallest labelled box side in pixels; smaller objects are left unlabelled "
+            "(default: 3, every object the renderer can box).",
+        ),
+    ] = None,
     scenario: Annotated[
         Path | None, typer.Option("--scenario", help="Scenario YAML (default: the warehouse).")
     ] = None,
@@ -48,7 +58,7 @@ def dataset(
         TimeRemainingColumn,
     )
 
-    from sim.dataset import check_out, generate_dataset
+    from sim.dataset import MIN_BOX_PX, check_out, generate_dataset
     from sim.errors import SimError
     from sim.scenario import load_scenario
 
@@ -73,6 +83,7 @@ def dataset(
                 val_fraction=val,
                 imgsz=imgsz,
                 seed=seed,
+                min_box=MIN_BOX_PX if min_box is None else min_box,
                 scenario=chosen,
                 force=force,
                 on_image=lambda _i: progress.advance(task),
@@ -132,19 +143,30 @@ def run(
         float, typer.Option("--duration", min=0.0, help="Stop after this many seconds (0: never).")
     ] = 0.0,
     seed: Annotated[int, typer.Option("--seed", help="The world's seed.")] = 0,
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            "--log-format",
+            help="Log lines as text or json (default: $OUTPOST_LOG_FORMAT, else text).",
+        ),
+    ] = None,
 ) -> None:
     """Run simulated robots, each with a real enrolled edge agent, against a hub."""
     import asyncio
     import logging
 
+    from protocol.logs import LogFormatError, configure_logging, resolve_log_format
     from sim.errors import SimError
     from sim.fleet import RunOptions, SimRun, default_ros_domain
     from sim.scenario import default_scenario, load_scenario
 
     err = Console(stderr=True)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    try:
+        fmt = resolve_log_format(log_format)
+    except LogFormatError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(BAD_USAGE_EXIT) from None
+    configure_logging(logging.INFO, fmt, role="sim")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     try:
         chosen = _fleet_scenario(scenario, robots, load_scenario, default_scenario)

@@ -43,6 +43,7 @@ from sim.render import (
     Randomisation,
     Scenery,
     View,
+    Visibility,
     render_view,
     yolo_labels,
 )
@@ -52,6 +53,9 @@ from sim.world import BODY_RADIUS_M, Body, BodyClass
 MAX_BODIES = {"person": 6, "forklift": 2, "robot": 3}
 ROBOT_RADIUS_M = 0.35
 JPEG_QUALITY = 90
+LABEL_ALL = Visibility()
+MIN_BOX_PX = LABEL_ALL.min_side
+"""Default smallest labelled box side: every object the renderer would label."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,12 +123,15 @@ def generate_dataset(
     val_fraction: float = 0.2,
     imgsz: int = 320,
     seed: int = 0,
+    min_box: int = MIN_BOX_PX,
     scenario: Scenario | None = None,
     force: bool = False,
     on_image: Callable[[int], None] | None = None,
 ) -> DatasetSummary:
     """Render `images` labelled images (width `imgsz`, 4:3) into a YOLO dataset at `out`.
 
+    Objects showing less than `min_box` pixels across (after occlusion and the image's
+    edges) are left unlabelled: too far away to act on at this resolution.
     `on_image(i)` is called after each image is written (for progress bars).
     """
     train, val = split_counts(images, val_fraction)
@@ -133,11 +140,14 @@ def generate_dataset(
     randomisation = Randomisation.strong()
     scenery = Scenery(scenario, textures=randomisation.textures, seed=seed)
     optics_h = max(16, (imgsz * 3 // 4) // 2 * 2)
+    visibility = Visibility(min_side=min_box)
     counts = dict.fromkeys(CLASSES, 0)
     started = time.perf_counter()
     for i in range(images):
         rng = np.random.default_rng([seed, i])
-        image, boxes = render_sample(scenario, scenery, rng, randomisation, imgsz, optics_h)
+        image, boxes = render_sample(
+            scenario, scenery, rng, randomisation, imgsz, optics_h, visibility
+        )
         split = "train" if i < train else "val"
         _write(out, split, f"{i:06d}", image, boxes)
         for box in boxes:
@@ -177,6 +187,7 @@ def render_sample(
     randomisation: Randomisation,
     width: int,
     height: int,
+    visibility: Visibility = LABEL_ALL,
 ) -> tuple[np.ndarray, list[GroundTruth]]:
     """One random scene: a camera somewhere on the floor and bodies in front of it."""
     high = rng.random() < 0.4
@@ -191,7 +202,7 @@ def render_sample(
     )
     bodies = _place_bodies(scenario, rng, pose, fov)
     view = View(pose, Optics(width, height, fov))
-    image, boxes, _ = render_view(scenery, view, bodies, rng, randomisation)
+    image, boxes, _ = render_view(scenery, view, bodies, rng, randomisation, visibility=visibility)
     return image, boxes
 
 

@@ -226,8 +226,11 @@ class SimRun:
         camera = self._camera_section(rig)
         if camera is not None:
             extra["cameras"] = [camera]
-        if opts.model is not None:
-            extra["perception"] = {"model": str(opts.model)}
+        # Without --model, cameras only stream: a simulated fleet does not run the
+        # shipped detector in every agent unless asked to.
+        extra["perception"] = (
+            {"model": str(opts.model)} if opts.model is not None else {"default_model": False}
+        )
         return merged(merged(installed, extra), opts.agent_overrides)
 
     def _robot_section(self, rig: RobotRig) -> dict[str, Any]:

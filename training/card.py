@@ -99,6 +99,24 @@ class BaselineInfo(_Strict):
     image_width: int
 
 
+class HeldOut(_Strict):
+    """Metrics of the exported ONNX file on a dataset it never saw (neither trained nor
+    selected on): the val split of another dataset, e.g. the simulator with another seed."""
+
+    dataset: DatasetInfo
+    metrics: Metrics
+
+
+class CpuLatency(_Strict):
+    """`session.run` time of the exported file on CPU: one `1 x 3 x H x W` image, warm."""
+
+    cpu: str
+    threads: Annotated[int, Field(ge=1)]  # onnxruntime intra-op threads
+    runs: Annotated[int, Field(ge=1)]
+    p50_ms: Annotated[float, Field(ge=0.0)]
+    p95_ms: Annotated[float, Field(ge=0.0)]
+
+
 class ModelCard(_Strict):
     """Everything known about a trained model, as `card.json`."""
 
@@ -115,6 +133,10 @@ class ModelCard(_Strict):
     baseline: dict[Name, list[Annotated[float, Field(ge=0.0)]]]
     baseline_info: BaselineInfo
     created_at: AwareDatetime
+    held_out: HeldOut | None = None
+    """Set by `outpost train --holdout` or `outpost model evaluate --card`."""
+    cpu_latency: list[CpuLatency] | None = None
+    """Set with `held_out`: one entry per thread count measured."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

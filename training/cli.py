@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -20,9 +21,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from training.card import CpuLatency, HeldOut, Metrics
 from training.check import KINDS, CheckReport, check_dataset
 from training.dataset import DatasetError, load_dataset
 from training.errors import TrainingError
+from training.holdout import add_to_card, assess, check_holdout
 from training.train import TrainRequest, TrainRequestError, TrainResult
 from training.train import train as run_training
 from training.ultralytics_env import MissingTrainExtra
@@ -114,6 +117,13 @@ def train(
             "--arg", help="Ultralytics training argument KEY=VALUE (repeatable), e.g. lr0=0.002."
         ),
     ] = None,
+    holdout: Annotated[
+        Path | None,
+        typer.Option(
+            help="A dataset never trained on: the ONNX file's metrics on its val split and "
+            "its CPU latency go into the card."
+        ),
+    ] = None,
 ) -> None:
     """Train, evaluate and export a YOLO detector to ONNX, with its model card."""
     request = TrainRequest(
@@ -128,8 +138,14 @@ def train(
         out=out,
         args=tuple(arg or ()),
     )
+    progress = RichProgress(_err)
     try:
-        result = run_training(request, RichProgress(_err))
+        if holdout is not None:
+            check_holdout(holdout, data)  # before hours of training, not after
+        result = run_training(request, progress)
+        if holdout is not None:
+            assessment = assess(result.onnx, holdout, progress=progress)
+            result = replace(result, card=add_to_card(result.card_path, assessment))
     except (DatasetError, TrainRequestError, MissingTrainExtra) as exc:
         _fail(str(exc))
     except TrainingError as exc:
@@ -149,16 +165,67 @@ def _print_result(result: TrainResult) -> None:
         ("duration", f"{training.duration_s:.1f} s, {training.epochs} epoch(s)"),
     ):
         table.add_row(key, value)
-    per_class = Table("class", "AP50", "AP50-95", "instances", title="per class (val)")
-    for cls, ap in metrics.per_class_ap.items():
-        per_class.add_row(cls, _ap(ap.ap50), _ap(ap.ap50_95), str(ap.instances))
-    _out.print(table, per_class)
+    _out.print(table, _per_class(metrics, "per class (val)"))
+    if card.held_out is not None and card.cpu_latency is not None:
+        _print_assessment(card.held_out, card.cpu_latency)
     for what, path in (
         ("model", result.onnx),
         ("card", result.card_path),
         ("weights", result.best_pt),
     ):
         _out.print(f"{what:>8}: {path}", highlight=False, soft_wrap=True)
+
+
+def _per_class(metrics: Metrics, title: str) -> Table:
+    table = Table("class", "AP50", "AP50-95", "instances", title=title)
+    for cls, ap in metrics.per_class_ap.items():
+        table.add_row(cls, _ap(ap.ap50), _ap(ap.ap50_95), str(ap.instances))
+    return table
+
+
+def _print_assessment(held_out: HeldOut, latency: list[CpuLatency]) -> None:
+    metrics = held_out.metrics
+    table = Table(title=f"held out: {held_out.dataset.path}", show_header=False)
+    table.add_row("mAP50 / mAP50-95", f"{metrics.map50:.3f} / {metrics.map50_95:.3f}")
+    table.add_row("precision / recall", f"{metrics.precision:.3f} / {metrics.recall:.3f}")
+    for entry in latency:
+        table.add_row(
+            f"CPU latency, {entry.threads} thread(s)",
+            f"p50 {entry.p50_ms:.1f} ms, p95 {entry.p95_ms:.1f} ms ({entry.cpu})",
+        )
+    _out.print(table, _per_class(metrics, "per class (held out)"))
+
+
+def evaluate_model(
+    model: Annotated[Path, typer.Option("--model", help="The ONNX detector file.")],
+    data: Annotated[
+        Path, typer.Option("--data", help="data.yaml of a dataset the model never saw.")
+    ],
+    card: Annotated[
+        Path | None,
+        typer.Option(help="The model's card.json: record the result in it as held_out."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Evaluate an ONNX detector on a held-out dataset's val split and time it on this CPU."""
+    if card is not None and not card.is_file():
+        _fail(f"--card {card}: no such file")
+    try:
+        assessment = assess(model, data, progress=None if as_json else RichProgress(_err))
+        if card is not None:
+            add_to_card(card, assessment)
+    except (DatasetError, MissingTrainExtra) as exc:
+        _fail(str(exc))
+    except TrainingError as exc:
+        _fail(str(exc))
+    if as_json:
+        document = {
+            "held_out": assessment.held_out.model_dump(mode="json"),
+            "cpu_latency": [entry.model_dump(mode="json") for entry in assessment.latency],
+        }
+        typer.echo(json.dumps(document, indent=2))
+    else:
+        _print_assessment(assessment.held_out, assessment.latency)
 
 
 def _ap(value: float | None) -> str:

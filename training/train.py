@@ -65,7 +65,9 @@ class Progress(Protocol):
         """One epoch is done, with its validation metrics when it was validated."""
 
 
-class _Silent:
+class Silent:
+    """Progress that only logs stages and epochs."""
+
     def stage(self, text: str) -> None:
         logger.info("%s", text)
 
@@ -120,10 +122,10 @@ class _Plan:
 
 def train(request: TrainRequest, progress: Progress | None = None) -> TrainResult:
     """Train, evaluate on val, export ONNX, measure the baseline and write the card."""
-    report = progress or _Silent()
+    report = progress or Silent()
     plan = _prepare(request)
     work = plan.out / "ultralytics"
-    dataset_info, problems = _dataset_info(plan.dataset)
+    described, problems = dataset_info(plan.dataset)
     if problems:
         where = plan.dataset.yaml_path
         report.stage(f"warning: {problems} label problems; see outpost dataset check {where}")
@@ -149,7 +151,7 @@ def train(request: TrainRequest, progress: Progress | None = None) -> TrainResul
         classes=list(plan.dataset.names),
         input_size=onnx.input_size,
         metrics=metrics,
-        dataset=dataset_info,
+        dataset=described,
         training=_training_info(request, plan, duration, model.trainer),
         onnx=onnx.info,
         baseline=baseline,
@@ -175,7 +177,7 @@ def _prepare(request: TrainRequest) -> _Plan:
     try:
         ultralytics = import_ultralytics(out / "ultralytics" / "settings")
         overrides = parse_overrides(request.args, ultralytics.utils.DEFAULT_CFG_DICT)
-        args = train_args(request, device, _write_lists(dataset, out / "ultralytics"), overrides)
+        args = train_args(request, device, write_lists(dataset, out / "ultralytics"), overrides)
     except TrainRequestError:
         if created:
             shutil.rmtree(out, ignore_errors=True)
@@ -202,10 +204,10 @@ def resolve_device(choice: str) -> tuple[str, str]:
         raise TrainRequestError("--device cuda: no CUDA device is available to torch here")
     if choice == "cuda" or (choice == "auto" and cuda):
         return "cuda:0", str(torch.cuda.get_device_name(0))
-    return "cpu", _cpu_name()
+    return "cpu", cpu_name()
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
             if line.startswith("model name"):
@@ -372,7 +374,7 @@ def _best_weights(trainer: Any, out: Path) -> Path:
     raise TrainingError(f"training wrote no weights in {Path(trainer.best).parent}")
 
 
-def _write_lists(dataset: Dataset, work: Path) -> Path:
+def write_lists(dataset: Dataset, work: Path) -> Path:
     """A data.yaml for Ultralytics with each split as a list of absolute image paths.
 
     Ultralytics then trains on exactly the images outpost checked and hashed, and a
@@ -390,7 +392,7 @@ def _write_lists(dataset: Dataset, work: Path) -> Path:
     return data_yaml
 
 
-def _dataset_info(dataset: Dataset) -> tuple[DatasetInfo, int]:
+def dataset_info(dataset: Dataset) -> tuple[DatasetInfo, int]:
     """The card's dataset entry, and how many label problems the dataset has."""
     report = check_dataset(dataset, decode_images=False)
     splits = {k: SplitCounts(**v.model_dump()) for k, v in report.splits.items()}

@@ -61,6 +61,8 @@ class PerceptionSection(PerceptionRules):
 
     model: Path | None = None
     """A local ONNX model to run when no model was activated from the hub (field use)."""
+    default_model: bool = True
+    """With cameras and no `model`: run the detector Outpost ships (see `default_model.py`)."""
     detector: DetectorOptions = DetectorOptions()
     drift: DriftSection = DriftSection()
     capture: CaptureSection = CaptureSection()
@@ -103,12 +105,14 @@ class Processed:
 
 
 def local_model(path: Path, options: DetectorOptions) -> ActiveModel:
-    """A model file configured by hand: named after the file, versioned by its hash."""
+    """A model file configured by hand: named and versioned by its metadata (`outpost
+    train` writes both), else after the file and its hash."""
     detector = Detector(path, options)
-    sha = detector.info.sha256
-    return ActiveModel(
-        detector, ModelRef(name=path.stem[:64] or "model", version=sha[:12], sha256=sha)
-    )
+    sha, meta = detector.info.sha256, detector.info.metadata
+    name, version = meta.get("name", "").strip(), meta.get("version", "").strip()
+    if not (0 < len(name) <= 128 and 0 < len(version) <= 128):
+        name, version = path.stem[:64] or "model", sha[:12]
+    return ActiveModel(detector, ModelRef(name=name, version=version, sha256=sha))
 
 
 class FramePipeline:

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from bench import detect as bench_detect_module
 from edge_agent.bench_detect import StageStats, ThreadSetting, thread_settings
 from edge_agent.cli import app as agent_app
 from edge_agent.perception.detector import DetectorOptions
@@ -98,12 +99,14 @@ def test_outpost_bench_detect_prints_the_ratio_and_which_threads_won(
 def test_outpost_bench_detect_without_a_model_says_what_it_needs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.chdir(tmp_path)  # no models/default.onnx here
+    missing = tmp_path / "models" / "outpost-sim-detector" / "model.onnx"
+    monkeypatch.setattr(bench_detect_module, "DEFAULT_MODEL", missing)
+    monkeypatch.setattr(bench_detect_module, "default_model", lambda: None)
     result = runner.invoke(outpost_app, ["bench", "detect", "--json"])
 
     assert result.exit_code == 2
     assert "--model" in result.output
-    assert "models/default.onnx" in result.output
+    assert "outpost-sim-detector/model.onnx" in result.output
     assert result.stdout == ""
 
 

@@ -45,18 +45,20 @@ def ultralytics(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
 def trained(ultralytics: ModuleType, tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("train-e2e")
     data = write_shapes_dataset(root / "shapes", train=48, val=12)
+    held_out = write_shapes_dataset(root / "held-out", train=1, val=16, seed=99)
     out = root / "out"
     args = ["train", "--data", str(data), "--out", str(out), "--version", "1"]
+    args += ["--holdout", str(held_out)]
     args += ["--epochs", str(EPOCHS), "--imgsz", str(IMGSZ), "--batch", str(BATCH)]
     args += ["--device", "cpu", *(a for pair in FAST for a in ("--arg", pair))]
     started = datetime.now(UTC)
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    return data, out, result, started
+    return data, out, result, started, held_out
 
 
 def test_outputs_and_summary(trained) -> None:
-    _, out, result, _ = trained
+    _, out, result, _, _ = trained
     assert {p.name for p in out.iterdir()} >= {"model.onnx", "card.json", "best.pt"}
     assert f"model: {out / 'model.onnx'}" in result.stdout
     assert f"card: {out / 'card.json'}" in result.stdout
@@ -65,7 +67,7 @@ def test_outputs_and_summary(trained) -> None:
 
 
 def test_the_card_describes_the_run(trained) -> None:
-    data, out, _, started = trained
+    data, out, _, started, _ = trained
     card = ModelCard.model_validate_json((out / "card.json").read_text())
     raw = json.loads((out / "card.json").read_text())
     assert raw["schema"] == "outpost.model-card/1"
@@ -98,7 +100,7 @@ def test_the_card_describes_the_run(trained) -> None:
 
 
 def test_the_baseline_has_the_agents_shape(trained) -> None:
-    _, out, _, _ = trained
+    _, out, _, _, _ = trained
     card = ModelCard.model_validate_json((out / "card.json").read_text())
     agent = DriftStats(Layout(tuple(CLASSES))).histograms()
     assert {k: len(v) for k, v in card.baseline.items()} == {k: len(v) for k, v in agent.items()}
@@ -121,7 +123,7 @@ def test_the_baseline_has_the_agents_shape(trained) -> None:
 
 
 def test_the_onnx_metadata_names_the_model(trained) -> None:
-    _, out, _, _ = trained
+    _, out, _, _, _ = trained
     metadata = {p.key: p.value for p in onnx.load(str(out / "model.onnx")).metadata_props}
     assert (metadata["name"], metadata["version"]) == ("shapes", "1")
     assert metadata["ultralytics_version"]
@@ -145,7 +147,7 @@ def assert_agree(ours: list[list[Found]], theirs: list[list[Found]], conf_tol: f
 
 
 def test_the_agent_finds_what_ultralytics_finds_with_the_export(trained, ultralytics) -> None:
-    data, out, _, _ = trained
+    data, out, _, _, _ = trained
     frames = scene_images()  # several sizes and aspect ratios, and the val images
     frames += [cv2.imread(str(p)) for p in load_dataset(data).splits["val"].images]
     theirs = predict_with_ultralytics(ultralytics, out / "model.onnx", frames, CONF)
@@ -154,10 +156,69 @@ def test_the_agent_finds_what_ultralytics_finds_with_the_export(trained, ultraly
 
 
 def test_the_agent_finds_what_the_trained_weights_find(trained, ultralytics) -> None:
-    data, out, _, _ = trained
+    data, out, _, _, _ = trained
     images = load_dataset(data).splits["val"].images
     frames = [cv2.imread(str(p)) for p in images]
     assert all(isinstance(f, np.ndarray) for f in frames)
     theirs = predict_with_ultralytics(ultralytics, out / "best.pt", frames, CONF)
     ours = predict_with_detector(Detector(out / "model.onnx", DetectorOptions(conf=CONF)), frames)
     assert assert_agree(ours, theirs, 1e-2) >= 5
+
+
+def test_the_card_has_the_exported_files_held_out_metrics_and_cpu_latency(trained) -> None:
+    _, out, result, _, held_out = trained
+    card = ModelCard.model_validate_json((out / "card.json").read_text())
+    assert card.held_out is not None
+    assert card.cpu_latency is not None
+    assert card.held_out.dataset.sha256 == load_dataset(held_out).sha256()
+    assert card.held_out.dataset.splits["val"].images == 16
+    metrics = card.held_out.metrics
+    assert 0.05 < metrics.map50 <= 1.0
+    instances = sum(c.instances for c in metrics.per_class_ap.values())
+    assert instances == card.held_out.dataset.splits["val"].boxes
+    threads = [entry.threads for entry in card.cpu_latency]
+    assert threads[0] == 1
+    assert threads == sorted(set(threads))
+    for entry in card.cpu_latency:
+        assert 0 < entry.p50_ms <= entry.p95_ms
+        assert (entry.runs, bool(entry.cpu)) == (50, True)
+    assert "held out" in result.stdout
+    assert "CPU latency, 1 thread(s)" in result.stdout
+
+
+def test_model_evaluate_measures_the_onnx_file_as_train_does(trained, tmp_path) -> None:
+    _, out, _, _, held_out = trained
+    card_path = tmp_path / "card.json"
+    card_path.write_text((out / "card.json").read_text())
+    args = ["model", "evaluate", "--model", str(out / "model.onnx"), "--data", str(held_out)]
+    result = CliRunner().invoke(app, [*args, "--card", str(card_path), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    before = ModelCard.model_validate_json((out / "card.json").read_text())
+    after = ModelCard.model_validate_json(card_path.read_text())
+    assert before.held_out is not None
+    assert after.held_out is not None
+    # The same file on the same data: the same metrics, whichever command measured them.
+    assert after.held_out.metrics == before.held_out.metrics
+    assert report["held_out"]["metrics"]["map50"] == before.held_out.metrics.map50
+    assert (after.metrics, after.onnx) == (before.metrics, before.onnx)  # nothing else moved
+
+
+def test_model_evaluate_refuses_a_dataset_with_other_classes(trained, tmp_path) -> None:
+    _, out, _, _, held_out = trained
+    other = tmp_path / "other.yaml"
+    text = held_out.read_text().replace("path: .", f"path: {held_out.parent}")
+    other.write_text(text.replace(f"{CLASSES[-1]}\n", "cat\n"))  # one class renamed
+    args = ["model", "evaluate", "--model", str(out / "model.onnx"), "--data", str(other)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert "differ from the model's" in result.output
+
+
+def test_train_refuses_the_training_set_as_holdout_before_training(tmp_path) -> None:
+    data = write_shapes_dataset(tmp_path / "shapes", train=2, val=1)
+    args = ["train", "--data", str(data), "--holdout", str(data), "--out", str(tmp_path / "o")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert "is the training dataset" in result.output
+    assert not (tmp_path / "o").exists()
