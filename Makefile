@@ -9,7 +9,7 @@ EXTRAS ?= edge,hub,dev,ros,train,sim
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help setup dashboard check test unit integration demo schemas services-start services-stop services-status clean
+.PHONY: help setup dashboard check test unit integration demo default-model schemas services-start services-stop services-status clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -77,6 +77,19 @@ integration: setup ## Integration tests only (services must be running)
 
 demo: setup dashboard ## Embedded hub with a simulated fleet, and the dashboard
 	$(VENV)/bin/outpost demo
+
+# The shipped detector (docs/training.md): simulator datasets, training, held-out evaluation.
+DEVICE ?= cpu
+MODEL_BUILD := build/default-model
+default-model: $(STAMP) ## Retrain models/outpost-sim-detector (about an hour on 2 CPU cores)
+	rm -rf $(MODEL_BUILD)
+	$(VENV)/bin/outpost sim dataset --out $(MODEL_BUILD)/sim-train --images 1500 --imgsz 320 --seed 7 --min-box 8
+	$(VENV)/bin/outpost sim dataset --out $(MODEL_BUILD)/sim-holdout --images 500 --val 0.8 --imgsz 320 --seed 1007 --min-box 8
+	$(VENV)/bin/outpost train --data $(MODEL_BUILD)/sim-train/data.yaml --model yolov8n.yaml \
+	  --epochs 32 --imgsz 256 --batch 16 --device $(DEVICE) --name outpost-sim-detector \
+	  --version 1.0.0 --holdout $(MODEL_BUILD)/sim-holdout/data.yaml --out $(MODEL_BUILD)/model
+	mkdir -p models/outpost-sim-detector
+	cp $(MODEL_BUILD)/model/model.onnx $(MODEL_BUILD)/model/card.json models/outpost-sim-detector/
 
 schemas: setup ## Regenerate protocol/schemas after changing a message model
 	$(PY) -m protocol.schema

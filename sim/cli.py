@@ -133,6 +133,15 @@ def run(
     model: Annotated[
         Path | None, typer.Option("--model", help="ONNX detector for the agents' perception.")
     ] = None,
+    danger_m: Annotated[
+        float,
+        typer.Option(
+            "--danger-m",
+            min=0.0,
+            max=20.0,
+            help="With --model: a person this close ahead of a robot's camera stops it (0: off).",
+        ),
+    ] = 2.5,
     ros_domain: Annotated[
         int | None, typer.Option("--ros-domain", help="ROS_DOMAIN_ID (default: environment's).")
     ] = None,
@@ -179,6 +188,7 @@ def run(
             control_port=control_port,
             camera_fps=camera_fps,
             model=model.resolve() if model else None,
+            danger_m=danger_m,
             ros_domain=default_ros_domain() if ros_domain is None else ros_domain,
             synthetic_hz=synthetic_hz,
             seed=seed,

@@ -4,12 +4,18 @@
 |---|---|
 | `GET /robots` | each robot: device, face, pose, velocity, battery, faults, link, ... |
 | `POST /faults` (a `sim.scenario.Fault` as JSON) | 202 and the fault, or 422 with the reason |
+| `POST /actors/{id}/walk` (`{"to": [x, y], "from": [x, y]}`) | 202; 404: unknown actor |
 | `GET /health` | 200 `{"ok": true}` |
+
+A walk sends a scenario person or forklift (appearing at the optional `from` first) to
+`to`, where it stays: a walk-in test of a robot's danger zone. `GET /robots` also lists
+the actors' poses.
 
 It listens on loopback only: whoever can reach it can break the simulated fleet.
 
 Example:
     $ curl -s -XPOST localhost:8765/faults -d '{"kind": "link_cut", "seconds": 20}'
+    $ curl -s -XPOST localhost:8765/actors/picker-1/walk -d '{"to": [12.0, 4.0]}'
 """
 
 from __future__ import annotations
@@ -22,10 +28,10 @@ from typing import Any
 
 import httpx
 import orjson
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from sim.errors import SimError
-from sim.scenario import Fault
+from sim.scenario import Fault, Point
 
 logger = logging.getLogger(__name__)
 
@@ -33,15 +39,41 @@ DEFAULT_CONTROL_PORT = 8765
 MAX_BODY = 65536
 REASONS = {200: "OK", 202: "Accepted", 400: "Bad Request", 404: "Not Found", 422: "Unprocessable"}
 
+
+class Walk(BaseModel):
+    """`POST /actors/{id}/walk`: where an actor goes, and where it appears first."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    to: Point
+    from_: Point | None = None
+
+    @classmethod
+    def parse(cls, body: bytes) -> Walk:
+        """From the request's JSON (`from` is a Python keyword, hence the alias here)."""
+        data = orjson.loads(body or b"{}")
+        if isinstance(data, dict) and "from" in data:
+            data["from_"] = data.pop("from")
+        return cls.model_validate(data)
+
+
 Inject = Callable[[Fault], Awaitable[None]]
 Snapshot = Callable[[], dict[str, Any]]
+WalkActor = Callable[[str, Walk], None]
 
 
 class ControlServer:
     """A tiny HTTP/1.1 server on the run's event loop (one request per connection)."""
 
-    def __init__(self, *, inject: Inject, snapshot: Snapshot, port: int = DEFAULT_CONTROL_PORT):
-        self._inject, self._snapshot, self.port = inject, snapshot, port
+    def __init__(
+        self,
+        *,
+        inject: Inject,
+        snapshot: Snapshot,
+        walk: WalkActor | None = None,
+        port: int = DEFAULT_CONTROL_PORT,
+    ):
+        self._inject, self._snapshot, self._walk, self.port = inject, snapshot, walk, port
         self._server: asyncio.Server | None = None
 
     @property
@@ -95,7 +127,25 @@ class ControlServer:
             except SimError as exc:
                 return 422, {"detail": str(exc)}
             return 202, fault.model_dump(exclude_defaults=True)
-        return 404, {"detail": f"no {method} {path} (GET /robots, POST /faults, GET /health)"}
+        parts = path.strip("/").split("/")
+        if method == "POST" and len(parts) == 3 and parts[0] == "actors" and parts[2] == "walk":
+            return self._walk_actor(parts[1], body)
+        return 404, {
+            "detail": f"no {method} {path} "
+            "(GET /robots, POST /faults, POST /actors/{id}/walk, GET /health)"
+        }
+
+    def _walk_actor(self, actor: str, body: bytes) -> tuple[int, object]:
+        if self._walk is None:
+            return 404, {"detail": "this run does not move actors"}
+        try:
+            walk = Walk.parse(body)
+            self._walk(actor, walk)
+        except (ValidationError, orjson.JSONDecodeError) as exc:
+            return 422, {"detail": str(exc)[:500]}
+        except KeyError as exc:
+            return 404, {"detail": str(exc.args[0]) if exc.args else "no such actor"}
+        return 202, {"actor": actor, "to": list(walk.to)}
 
 
 async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, bytes]:
@@ -149,3 +199,23 @@ def robots(control_url: str) -> dict[str, Any]:
     answer.raise_for_status()
     result: dict[str, Any] = answer.json()
     return result
+
+
+def walk_actor(
+    control_url: str,
+    actor: str,
+    to: tuple[float, float],
+    start: tuple[float, float] | None = None,
+) -> None:
+    """Send a scenario actor to `to` (appearing at `start` first); `SimError` if refused."""
+    body: dict[str, Any] = {"to": list(to)}
+    if start is not None:
+        body["from"] = list(start)
+    try:
+        answer = httpx.post(f"{control_url.rstrip('/')}/actors/{actor}/walk", json=body, timeout=10)
+    except httpx.HTTPError as exc:
+        raise SimError(f"no `outpost sim run` answers at {control_url} ({exc})") from exc
+    if answer.status_code != httpx.codes.ACCEPTED:
+        raise SimError(
+            f"the simulator refused the walk: {answer.json().get('detail', answer.text)}"
+        )

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-from sim.control import ControlServer
+from sim.control import ControlServer, Walk
 from sim.enroll import (
     create_tokens,
     device_of,
@@ -40,7 +40,8 @@ from sim.enroll import (
 from sim.errors import SimError
 from sim.faces.mqtt import MqttFace
 from sim.network import LinkProxy, RobotBroker
-from sim.scenario import Fault, Scenario
+from sim.render import CameraPose, Optics, View
+from sim.scenario import Fault, MountedCamera, Scenario
 from sim.world import RealTimeStepper, World
 
 if TYPE_CHECKING:
@@ -50,6 +51,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 AGENT_STOP_TIMEOUT_S = 15.0
+DANGER_HALF_WIDTH_M = 0.7
+"""Half the width of a robot's danger zone: its own half-width and a margin."""
 
 
 class Face(Protocol):
@@ -57,6 +60,24 @@ class Face(Protocol):
 
     skew_s: float
     heard: dict[str, float]
+
+
+def danger_zone(camera: MountedCamera, ahead_m: float) -> list[list[float]]:
+    """The floor from 0.2 m to `ahead_m` in front of a robot's camera, one robot-width
+    either side, as the agent's zone polygon (fractions of the camera's image).
+
+    Example:
+        >>> zone = danger_zone(MountedCamera(), 2.5)
+        >>> len(zone) >= 4 and all(0 <= x <= 1 and 0 <= y <= 1 for x, y in zone)
+        True
+    """
+    half = DANGER_HALF_WIDTH_M
+    view = View(
+        CameraPose(0.0, 0.0, camera.height_m, 0.0, camera.pitch_rad),
+        Optics(camera.width, camera.height, camera.fov_deg),
+    )
+    floor = [(0.2, -half), (ahead_m, -half), (ahead_m, half), (0.2, half)]
+    return [[x, y] for x, y in view.floor_polygon(floor)]
 
 
 @dataclass(frozen=True)
@@ -73,6 +94,9 @@ class RunOptions:
     """Frames per second each robot's camera gives its agent (0: no cameras)."""
     model: Path | None = None
     """An ONNX detector for the agents' perception (None: cameras without a model)."""
+    danger_m: float = 2.5
+    """With a model: a `danger` zone this far ahead of each robot's camera, and a stop rule
+    for a person in it (0: no zone, no rule)."""
     ros_domain: int = 0
     synthetic_hz: float = 0.0
     """A `synthetic` counter per agent at this rate (0: none): a gap-free sequence in the hub."""
@@ -105,7 +129,7 @@ class SimRun:
         self.rigs = {r.id: RobotRig(r.id, r.face) for r in scenario.robots}
         self.broker = RobotBroker()
         self.control = ControlServer(
-            inject=self.inject, snapshot=self.snapshot, port=options.control_port
+            inject=self.inject, snapshot=self.snapshot, walk=self.walk, port=options.control_port
         )
         self.ready = asyncio.Event()
         self.started_at = 0.0
@@ -229,9 +253,33 @@ class SimRun:
         # Without --model, cameras only stream: a simulated fleet does not run the
         # shipped detector in every agent unless asked to.
         extra["perception"] = (
-            {"model": str(opts.model)} if opts.model is not None else {"default_model": False}
+            self._perception_section(rig) if opts.model is not None else {"default_model": False}
         )
         return merged(merged(installed, extra), opts.agent_overrides)
+
+    def _perception_section(self, rig: RobotRig) -> dict[str, Any]:
+        """The model, and the robot's own danger zone with a local stop rule."""
+        section: dict[str, Any] = {"model": str(self.options.model)}
+        mount = self.scenario.robot(rig.robot_id).camera
+        if self.options.danger_m <= 0 or mount is None or self.options.camera_fps <= 0:
+            return section
+        polygon = danger_zone(mount, self.options.danger_m)
+        if len(polygon) < 3:
+            return section
+        section["zones"] = [{"name": "danger", "camera": rig.robot_id, "polygon": polygon}]
+        section["rules"] = [
+            {
+                "name": "person-in-danger",
+                "camera": rig.robot_id,
+                "classes": ["person"],
+                "zone": "danger",
+                "min_conf": 0.5,
+                "min_frames": 2,
+                "clear_frames": 4,
+                "action": "stop",
+            }
+        ]
+        return section
 
     def _robot_section(self, rig: RobotRig) -> dict[str, Any]:
         if rig.face_kind == "ros":
@@ -385,6 +433,16 @@ class SimRun:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    def walk(self, actor: str, walk: Walk) -> None:
+        """Send a scenario actor somewhere (`KeyError` naming the actors for an unknown one)."""
+        with self.world.lock:
+            found = self.world.actors.get(actor)
+            if found is None:
+                known = ", ".join(sorted(self.world.actors)) or "none"
+                raise KeyError(f"no actor {actor!r} (actors: {known})")
+            found.walk_to(*walk.to, start=walk.from_)
+        logger.info("actor %s walks to %s", actor, walk.to)
+
     def snapshot(self) -> dict[str, Any]:
         """Each robot as the control endpoint's `GET /robots` shows it."""
         out: dict[str, Any] = {}
@@ -405,7 +463,17 @@ class SimRun:
                 "agent_pid": rig.process.pid if rig.process else None,
                 "agent_running": rig.process is not None and rig.process.returncode is None,
             }
-        return {"robots": out, "time_s": self.world.time_s, "broker_up": self.broker.running}
+        with self.world.lock:
+            actors = {
+                a.id: {"cls": a.cls, "pose": {"x": a.x, "y": a.y, "heading": a.heading}}
+                for a in self.world.actors.values()
+            }
+        return {
+            "robots": out,
+            "actors": actors,
+            "time_s": self.world.time_s,
+            "broker_up": self.broker.running,
+        }
 
     # --- shutdown -------------------------------------------------------------------------
 

@@ -121,19 +121,33 @@ class SimActor:
         self.speed_mps = spec.speed_mps * speed_factor
         self.look = look
         self.x, self.y = spec.path[0]
+        self._path: list[tuple[float, float]] = [(float(x), float(y)) for x, y in spec.path]
+        self._holding = False  # walked somewhere by `walk_to`: stays there
         self._target = 1
         self._direction = 1
         self._pause_left = 0.0
         self.heading = self._bearing()
 
+    def walk_to(self, x: float, y: float, *, start: tuple[float, float] | None = None) -> None:
+        """Leave the scenario's path: (appear at `start`, then) walk to (x, y) and stay there.
+
+        For walk-in tests of a robot's danger zone (`POST /actors/{id}/walk` on `outpost
+        sim run`'s control endpoint). Call the world's methods under `world.lock`.
+        """
+        if start is not None:
+            self.x, self.y = float(start[0]), float(start[1])
+        self._path = [(self.x, self.y), (float(x), float(y))]
+        self._holding, self._target, self._direction, self._pause_left = True, 1, 1, 0.0
+        self.heading = self._bearing()
+
     def _bearing(self) -> float:
-        tx, ty = self.spec.path[self._target]
+        tx, ty = self._path[self._target]
         if (tx, ty) == (self.x, self.y):
             return getattr(self, "heading", 0.0)
         return math.atan2(ty - self.y, tx - self.x)
 
     def _advance_target(self) -> None:
-        last = len(self.spec.path) - 1
+        last = len(self._path) - 1
         if self.spec.mode == "loop":
             self._target = (self._target + 1) % (last + 1)
             return
@@ -150,7 +164,7 @@ class SimActor:
                 self._pause_left -= used
                 left -= used
                 continue
-            tx, ty = self.spec.path[self._target]
+            tx, ty = self._path[self._target]
             dist = math.hypot(tx - self.x, ty - self.y)
             reach = self.speed_mps * left
             if reach < dist:
@@ -158,6 +172,8 @@ class SimActor:
                 self.y += (ty - self.y) * reach / dist
                 return
             self.x, self.y = tx, ty
+            if self._holding:
+                return  # walked where it was sent: stands there
             left -= dist / self.speed_mps
             self._pause_left = self.spec.pause_s
             self._advance_target()
@@ -204,6 +220,7 @@ class SimRobot:
         self._spikes: dict[str, tuple[float, float]] = {}  # metric -> value, until
         self._patrol = [(float(x), float(y)) for x, y in spec.patrol]
         self._patrolling = bool(self._patrol)
+        self._paused_patrol = False  # patrolling when a stop latched: resumes on release
 
     # --- commands -------------------------------------------------------------------
 
@@ -249,15 +266,20 @@ class SimRobot:
             if not self._latched:
                 logger.info("robot %s: stop latched", self.id)
             self._latched = True
-            self._patrolling = False  # a stopped robot stays put until told to move
+            # Its own patrol pauses and comes back on release, as an AMR's mission does
+            # after a protective stop; an operator's command or path is dropped for good.
+            self._paused_patrol = self._paused_patrol or self._patrolling
+            self._patrolling = False
             self._cmd = None
             self._path = []
 
     def release(self) -> None:
-        """Lift a latched stop; the robot stays still until it is told to move."""
+        """Lift a latched stop: a robot stopped on its own patrol resumes it; any other
+        stays still until it is told to move."""
         with self._world.lock:
             if self._latched:
                 logger.info("robot %s: stop released", self.id)
+                self._patrolling, self._paused_patrol = self._paused_patrol, False
             self._latched = False
 
     # --- state ------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sim.control import ControlServer, robots, send_fault
+from sim.control import ControlServer, Walk, robots, send_fault, walk_actor
 from sim.errors import ScenarioError, SimError
 from sim.scenario import Fault, scenario_from_dict
 from tests.sim.support import scenario
@@ -41,6 +41,35 @@ async def test_faults_are_injected_and_bad_ones_refused_with_the_reason() -> Non
             assert (await client.get("/nothing")).status_code == 404
         shown = await asyncio.to_thread(robots, server.url)
         assert shown["robots"]["r1"]["velocity"] == {"linear": 0.0}
+    finally:
+        await server.close()
+
+
+async def test_actors_are_walked_and_unknown_ones_refused() -> None:
+    walked: list[tuple[str, Walk]] = []
+
+    async def inject(fault: Fault) -> None:
+        raise AssertionError(fault)
+
+    def walk(actor: str, where: Walk) -> None:
+        if actor != "p1":
+            raise KeyError(f"no actor {actor!r} (actors: p1)")
+        walked.append((actor, where))
+
+    server = ControlServer(inject=inject, snapshot=dict, walk=walk, port=0)
+    await server.start()
+    try:
+        await asyncio.to_thread(walk_actor, server.url, "p1", (3.0, 4.0), (1.0, 2.0))
+        await asyncio.to_thread(walk_actor, server.url, "p1", (5.0, 4.0))
+        assert walked == [
+            ("p1", Walk(to=(3.0, 4.0), from_=(1.0, 2.0))),
+            ("p1", Walk(to=(5.0, 4.0))),
+        ]
+        with pytest.raises(SimError, match="no actor 'ghost'"):
+            await asyncio.to_thread(walk_actor, server.url, "ghost", (1.0, 1.0))
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            bad = await client.post("/actors/p1/walk", json={"to": [1.0]})
+            assert bad.status_code == 422
     finally:
         await server.close()
 

@@ -275,7 +275,7 @@ def test_the_real_time_stepper_moves_the_world_on_its_own() -> None:
     assert w.time_s == settled  # stopped with the `with` block
 
 
-def test_a_patrolling_robot_shuttles_until_a_stop_or_a_command_takes_over() -> None:
+def test_a_patrolling_robot_shuttles_pauses_for_a_stop_and_yields_to_a_command() -> None:
     world = World(default_scenario(3), seed=1)
     robot = world.robots["robot-1"]
     xs = []
@@ -285,12 +285,33 @@ def test_a_patrolling_robot_shuttles_until_a_stop_or_a_command_takes_over() -> N
     assert min(xs) < 7  # there and back along its lane on its own
     assert max(xs) > 27
     robot.stop()
-    robot.release()
-    for _ in range(50):
+    for _ in range(30):
         world.step(0.1)
-    assert robot.velocity.linear == 0.0  # stopped robots stay put after a release
+    assert robot.velocity.linear == 0.0  # stopped, and stays stopped while latched
+    robot.stop()  # a second stop does not forget the patrol
+    robot.release()
+    for _ in range(30):
+        world.step(0.1)
+    assert robot.velocity.linear > 0.0  # its own patrol resumes on release
     assert robot.drive(0.3, 0.0, duration_s=1.0)
     world.step(0.5)
     assert robot.velocity.linear > 0.0
     world.step(3.0)
     assert robot.velocity.linear == 0.0  # the command lapsed; no patrol comes back
+
+
+def test_an_actor_walked_somewhere_stays_there_and_may_appear_elsewhere_first() -> None:
+    world = World(default_scenario(3), seed=1)
+    person = world.actors["picker-1"]
+    person.walk_to(10.0, 3.0, start=(10.0, 1.0))
+    assert (person.x, person.y) == (10.0, 1.0)
+    world.step(1.0)
+    assert 1.0 < person.y < 3.0
+    assert person.x == pytest.approx(10.0)
+    for _ in range(100):
+        world.step(0.1)
+    assert (person.x, person.y) == (10.0, 3.0)  # arrived, and stays
+    person.walk_to(12.0, 3.0)
+    for _ in range(100):
+        world.step(0.1)
+    assert (person.x, person.y) == (12.0, 3.0)
