@@ -2,8 +2,11 @@
 
 Delivery contract (DESIGN.md "Delivery"): every row is published at QoS 1 with
 its `seq`; rows are deleted only when the hub's `ingested` watermark covers them;
-rows published but not covered are re-sent after `resend_timeout_s`. A broker's
-PUBACK alone proves nothing, so it is only used for flow control.
+rows published but not covered are re-sent after `resend_timeout_s` without any
+watermark progress, backing off (doubling up to `resend_timeout_max_s`) while re-sends
+bring none, so that a hub that is slow rather than lossy is not buried under copies of
+its own backlog (`ResendTimer`). A broker's PUBACK alone proves nothing, so it is only
+used for flow control.
 
 Live data goes first; the backlog that piled up while the link was down drains
 behind it at `drain_rate` messages per second, so the dashboard stays current
@@ -148,7 +151,8 @@ class Uplink:
         self.status = LinkStatus(since=clock())
         cfg = settings.uplink
         self._bucket = TokenBucket(cfg.drain_rate, max(1.0, cfg.drain_rate * 0.5), clock)
-        self._connected_at = self._progress_at = clock()
+        self._connected_at = clock()
+        self._resend = ResendTimer(cfg.resend_timeout_s, cfg.resend_timeout_max_s, clock())
 
     def notify(self) -> None:
         """New rows are in the outbox: publish now rather than at the next poll."""
@@ -216,7 +220,8 @@ class Uplink:
         # Many publishes are in flight by design (flow control is max_inflight); don't warn.
         client.pending_calls_threshold = self._settings.uplink.batch_messages + 1
         async with client:
-            self._connected_at = self._progress_at = connected_at
+            self._connected_at = connected_at
+            self._resend.progress(connected_at)
             self.status.connects += 1
             self.status.change(LinkState.UP, now=self._clock())
             yield client
@@ -297,22 +302,9 @@ class Uplink:
             return
         deleted = await self._outbox.confirm(mark.stream, mark.seq)
         if deleted:
-            self._progress_at = self._clock()
+            self._resend.progress(self._clock())
         if deleted and mark.stream == self._outbox.stream:
             self.status.watermark = max(self.status.watermark, mark.seq)
-
-    def _resend_before(self, now: float) -> float:
-        """Re-send rows published before this time; 0 (none) while the hub makes progress.
-
-        A hub that is behind but storing (its watermark keeps moving) has not lost
-        anything: re-sending its backlog would only add duplicates to the queue it is
-        working through. Only when no watermark has moved for `resend_timeout_s` are
-        the rows older than that timeout published again.
-        """
-        timeout = self._settings.uplink.resend_timeout_s
-        if now - self._progress_at < timeout:
-            return 0.0
-        return now - timeout
 
     async def _publish_loop(self, client: aiomqtt.Client) -> None:
         cfg = self._settings.uplink
@@ -322,7 +314,7 @@ class Uplink:
                 limit=cfg.batch_messages,
                 live_since=self._connected_at,
                 backlog_limit=self._bucket.available(),
-                resend_before=self._resend_before(now),
+                resend_before=self._resend.resend_before(now),
             )
             if not batch:
                 self._wake.clear()
@@ -335,7 +327,10 @@ class Uplink:
             self._bucket.take(sum(1 for m in batch if m.backlog))
             await asyncio.gather(*(self._publish(client, m.channel, m.payload) for m in batch))
             self.status.published += len(batch)
-            self.status.resent += sum(1 for m in batch if not m.first_sent)
+            resent = sum(1 for m in batch if not m.first_sent)
+            if resent:
+                self.status.resent += resent
+                self._resend.resent(now)
 
     async def _publish(self, client: aiomqtt.Client, channel: Channel, payload: bytes) -> None:
         await client.publish(
@@ -345,6 +340,49 @@ class Uplink:
             retain=channel is Channel.STATE,
             timeout=self._settings.mqtt.connect_timeout_s,
         )
+
+
+class ResendTimer:
+    """When published rows the hub has not confirmed are due to be published again.
+
+    A hub that is behind but storing (its watermark keeps moving) has lost nothing:
+    re-sending its backlog would only add duplicates to the queue it is working through.
+    So rows are re-sent only once no watermark has moved for the timeout, and each round
+    of re-sends that brings no progress doubles the timeout (up to `max_s`), as TCP backs
+    off its retransmissions. Progress resets it.
+
+    Example:
+        >>> timer = ResendTimer(30.0, 240.0, now=0.0)
+        >>> timer.resend_before(29.0), timer.resend_before(31.0)
+        (0.0, 1.0)
+        >>> timer.resent(31.0)  # rows re-sent at 31 are due again 60 s later, not 30
+        >>> timer.resend_before(61.0), timer.resend_before(91.5)
+        (1.0, 31.5)
+        >>> timer.progress(100.0); timer.timeout_s
+        30.0
+    """
+
+    def __init__(self, base_s: float, max_s: float, now: float) -> None:
+        self.base_s, self.max_s = base_s, max(base_s, max_s)
+        self.timeout_s = base_s
+        self._progress_at = now
+        self._bumped_at: float | None = None
+
+    def progress(self, now: float) -> None:
+        """A watermark moved (or the link came up): back to the base timeout."""
+        self._progress_at, self.timeout_s, self._bumped_at = now, self.base_s, None
+
+    def resend_before(self, now: float) -> float:
+        """Re-send rows last published before this time; 0 (none) while progress is recent."""
+        if now - self._progress_at < self.timeout_s:
+            return 0.0
+        return now - self.timeout_s
+
+    def resent(self, now: float) -> None:
+        """Rows were re-sent at `now`: one round (of however many batches) backs off once."""
+        if self._bumped_at is None or now - self._bumped_at >= self.timeout_s:
+            self.timeout_s = min(self.timeout_s * 2.0, self.max_s)
+            self._bumped_at = now
 
 
 def _reraise_cancellation() -> None:
