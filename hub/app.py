@@ -211,7 +211,7 @@ def _security(
     )
     app.state.control = ControlService(sessions, audit, publisher, signing_key, settings.control)
     app.state.queries = QueryService(sessions)
-    app.state.drift = DriftService(sessions)
+    app.state.drift = DriftService(sessions, reference_windows=settings.drift.reference_windows)
     app.state.registry = registry_service(settings, sessions, audit, signing_key, publisher)
     routers = (
         auth_routes,

@@ -167,6 +167,8 @@ class DriftSection(Section):
     grace_s: Annotated[float, Field(gt=0, le=300)] = 5.0
     """How long a window's points may keep arriving (an agent may split one window over
     several telemetry batches) before its scores are computed."""
+    reference_windows: Annotated[int, Field(ge=1, le=1000)] = 5
+    """Windows a device camera's own reference is learned from before `drift.psi` starts."""
 
 
 class AlertsSection(Section):

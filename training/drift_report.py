@@ -1,11 +1,16 @@
-"""`outpost drift report`: how far each device's camera has drifted from its model's training data.
+"""`outpost drift report`: how far each device's camera has drifted, and `outpost drift reset`.
 
 Reads `GET /api/v1/devices/{id}/drift` from a running hub for every device in the
 API key's scope (or one `--device`, or the devices running one `--model`), prints a
-table (newest window, PSI per histogram, the worst, a verdict) and writes a PNG: per
-device, each histogram of the newest window beside the model's baseline, with its PSI.
+table (newest window, PSI per histogram against the camera's own reference, the worst,
+a verdict, and the worst PSI against the model's training baseline) and writes a PNG:
+per device, each histogram of the newest window beside the training baseline and the
+reference. `outpost drift reset --device ID` makes the hub learn a camera's reference
+again after it was moved or re-aimed on purpose.
 
-PSI reading: under 0.1 stable, 0.1 to 0.25 watch, over 0.25 drifted.
+PSI reading: under 0.1 stable, 0.1 to 0.25 watch, over 0.25 drifted. A camera always
+differs a little from the training set, so the verdict is read against its reference;
+the training figure says how far the site is from what the model learned from.
 
 Example:
     >>> verdict(0.05), verdict(0.2), verdict(0.4)
@@ -68,7 +73,7 @@ def _devices(client: httpx.Client) -> list[dict[str, Any]]:
 
 
 def plot(reports: list[dict[str, Any]], path: Path) -> None:
-    """One row per device, one panel per histogram: baseline and newest window as bars."""
+    """One row per device, one panel per histogram: baseline, reference and newest window."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -84,9 +89,12 @@ def plot(reports: list[dict[str, Any]], path: Path) -> None:
     for row, report in zip(axes, rows, strict=False):
         for ax, hist in zip(row, report["histograms"], strict=False):
             x = range(len(hist["bins"]))
-            ax.bar([i - 0.2 for i in x], hist["baseline"], width=0.4, label="baseline")
-            ax.bar([i + 0.2 for i in x], hist["live"], width=0.4, label="newest window")
-            score = f"PSI {hist['psi']:.2f} ({verdict(hist['psi'])})"
+            ax.bar([i - 0.27 for i in x], hist["baseline"], width=0.27, label="training")
+            if hist.get("reference") is not None:
+                ax.bar(list(x), hist["reference"], width=0.27, label="reference")
+            ax.bar([i + 0.27 for i in x], hist["live"], width=0.27, label="newest window")
+            psi = hist.get("psi")
+            score = "learning the reference" if psi is None else f"PSI {psi:.2f} ({verdict(psi)})"
             ax.set_title(f"{report['device_id']} · {hist['key']}\n{score}", fontsize=8)
             ax.set_xticks(list(x), hist["bins"], fontsize=6, rotation=90)
             ax.tick_params(axis="y", labelsize=6)
@@ -123,8 +131,9 @@ def report(
         reports = [_get(c, f"/api/v1/devices/{i}/drift") for i in ids]
     if model:
         reports = [r for r in reports if (r.get("model") or {}).get("name") == model]
-    table = Table(title="Drift against the model's baseline (PSI)")
-    for column in ("device", "model", "window", "per histogram", "worst", "verdict"):
+    table = Table(title="Drift against each camera's reference (PSI)")
+    columns = ("device", "model", "window", "per histogram", "worst", "verdict", "vs training")
+    for column in columns:
         table.add_column(column)
     worst_overall = 0.0
     for r in reports:
@@ -132,17 +141,54 @@ def report(
         name = f"{m.get('name', '?')}:{m.get('version', '?')}" if m else "none"
         if not r["has_baseline"] or not r["histograms"]:
             why = "no baseline in the registry" if not r["has_baseline"] else "no drift window yet"
-            table.add_row(r["device_id"], name, "-", why, "-", "-")
+            table.add_row(r["device_id"], name, "-", why, "-", "-", "-")
             continue
-        per = ", ".join(f"{h['key'].removesuffix('_hist')} {h['psi']:.2f}" for h in r["histograms"])
-        worst = max(h["psi"] for h in r["histograms"])
+        train = f"{max(h['psi_train'] for h in r['histograms']):.2f}"
+        window = str(r["window_ts"])[:19]
+        ref = r["reference"]
+        if ref["learning"]:
+            learning = f"learning {ref['windows']}/{ref['needed']}"
+            table.add_row(r["device_id"], name, window, "-", "-", learning, train)
+            continue
+        scored = [h for h in r["histograms"] if h["psi"] is not None]
+        per = ", ".join(f"{h['key'].removesuffix('_hist')} {h['psi']:.2f}" for h in scored)
+        worst = max((h["psi"] for h in scored), default=0.0)
         worst_overall = max(worst_overall, worst)
-        table.add_row(
-            r["device_id"], name, str(r["window_ts"])[:19], per, f"{worst:.2f}", verdict(worst)
-        )
+        table.add_row(r["device_id"], name, window, per, f"{worst:.2f}", verdict(worst), train)
     _out.print(table)
     plot(reports, png)
     if any(r["histograms"] for r in reports):
         _out.print(f"chart: [bold]{escape(str(png))}[/]")
     if worst_overall > DRIFTED:
         _out.print("[yellow]at least one device drifted: see the chart, capture frames, retrain[/]")
+
+
+@drift_app.command("reset")
+def reset(
+    device: Annotated[str, typer.Option("--device", help="The device whose camera changed.")],
+    hub: Annotated[
+        str, typer.Option("--hub", envvar="OUTPOST_HUB_URL", help="The hub's API address.")
+    ] = DEFAULT_HUB,
+    api_key: Annotated[
+        str, typer.Option("--api-key", envvar="OUTPOST_API_KEY", help="An API key (opk_…).")
+    ] = "",
+) -> None:
+    """Make the hub learn a device's drift reference again (after moving its camera)."""
+    if not api_key:
+        _fail("no API key: pass --api-key or set OUTPOST_API_KEY")
+    path = f"/api/v1/devices/{device}/drift/reference"
+    with httpx.Client(base_url=hub.rstrip("/"), headers={"X-API-Key": api_key}, timeout=30) as c:
+        try:
+            answer = c.delete(path)
+        except httpx.HTTPError as exc:
+            _fail(f"cannot reach the hub at {c.base_url}: {exc}")
+    if answer.status_code in (401, 403, 404):
+        detail = answer.json().get("detail", answer.text) if answer.content else ""
+        _fail(f"the hub refused ({answer.status_code}): {detail}")
+    if answer.is_error:
+        _fail(f"the hub answered {answer.status_code} for {path}: {answer.text[:300]}")
+    forgotten = answer.json()["forgotten"]
+    _out.print(
+        f"{escape(device)}: {forgotten} reference(s) forgotten; the hub learns them again "
+        "from the next drift windows"
+    )

@@ -73,7 +73,7 @@ class DriftSection(Section):
     conf_bins: Annotated[int, Field(ge=2, le=100)] = 10
     image_bins: Annotated[int, Field(ge=2, le=100)] = 16
     max_boxes: Annotated[int, Field(ge=1, le=1000)] = 15
-    image_every: Annotated[int, Field(ge=1, le=1000)] = 5
+    image_every: Annotated[int, Field(ge=1, le=1000)] = 1
     """Measure brightness, contrast and blur on every n-th frame (1: every frame)."""
     image_width: Annotated[int, Field(ge=16, le=4096)] = 160
 

@@ -1,4 +1,4 @@
-"""Population stability index of a device's drift window against its model's training baseline.
+"""Population stability index of a device's drift window against a reference distribution.
 
 An agent sends, per drift window, the histograms of `edge_agent.perception.drift`
 as telemetry: `drift.class_frac` (tag `cls`, classes seen only) and
@@ -9,8 +9,15 @@ train`). PSI per histogram:
 
     PSI = sum over bins of (actual - expected) * ln(actual / expected)
 
-with both sides floored at `EPSILON` so an empty bin does not divide by zero. The
-usual reading: under 0.1 stable, 0.1 to 0.25 worth watching, over 0.25 a real shift.
+with both sides floored at `EPSILON` (1 %): a window holds about a hundred frames, so a
+bin left empty by chance must not weigh like a real shift (with a floor of 0.01 % one
+empty bin alone scores over 0.3). The usual reading: under 0.1 stable, 0.1 to 0.25 worth
+watching, over 0.25 a real shift.
+
+The reference is either the model's training baseline (`drift.psi_train`: how far this
+camera is from the data the model learned from, which a specific site always is a
+little) or the device's own reference (`drift.psi`: what this camera normally shows
+under this model, learned from its first windows; see `hub.drift.reference`).
 
 Example:
     >>> psi([0.5, 0.5], [0.5, 0.5])
@@ -31,7 +38,9 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-EPSILON = 1e-4
+EPSILON = 0.01
+INPUT_KEYS = ("brightness_hist", "contrast_hist", "blur_hist")
+"""What the camera sees, before the model: `drift.psi_input` is the worst of these."""
 HIST_PREFIX = "drift."
 CLASS_KEY = "class_frac"
 WINDOW_TAGS_DROPPED = frozenset({"bin", "cls"})
@@ -89,8 +98,26 @@ def scores(
     window: Window, classes: Sequence[str], baseline: Mapping[str, Sequence[float]]
 ) -> dict[str, float]:
     """PSI per histogram the window and the baseline share."""
+    return compare(live_histograms(window, classes, baseline), baseline)
+
+
+def live_histograms(
+    window: Window, classes: Sequence[str], baseline: Mapping[str, Sequence[float]]
+) -> dict[str, list[float]]:
+    """The window's non-empty histograms shaped like the baseline's."""
     return {
-        key: psi(actual, baseline[key])
+        key: actual
         for key, actual in window.histograms(classes, baseline).items()
         if len(baseline[key]) == len(actual) and sum(actual) > 0
+    }
+
+
+def compare(
+    live: Mapping[str, Sequence[float]], reference: Mapping[str, Sequence[float]]
+) -> dict[str, float]:
+    """PSI per histogram both sides have (with the same bins)."""
+    return {
+        key: psi(actual, reference[key])
+        for key, actual in live.items()
+        if key in reference and len(reference[key]) == len(actual) and sum(reference[key]) > 0
     }

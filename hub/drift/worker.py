@@ -1,16 +1,23 @@
-"""The drift worker: each device's drift windows scored against its model's training baseline.
+"""The drift worker: each device's drift windows scored against its references.
 
 A worker-role consumer group on `telemetry.raw`. Points of one window (`drift.*`,
 one timestamp) are gathered per device; `grace_s` after a window's first point (an
-agent may split a window over several batches) it is scored: PSI per histogram
-against the `baseline` of the model the device reports running (its state's model
-sha256, looked up in the registry). Scores go back on `telemetry.raw` as the
-device's telemetry, stream `hub-drift`, seq = the window's time in milliseconds, so
-that:
+agent may split a window over several batches) it is scored, PSI per histogram:
+
+- `drift.psi_train` (tag `hist`): against the `baseline` of the model the device
+  reports running (its state's model sha256, looked up in the registry): how far the
+  camera is from what the model learned from;
+- `drift.psi` (tag `hist`), `drift.psi_max` and `drift.psi_input` (the worst of the
+  image histograms: brightness, contrast, blur): against the device camera's own
+  reference, learned from its first `[drift] reference_windows` windows under that
+  model (`hub.drift.reference`); while it is being learned, `drift.reference_windows`
+  says how many windows it has.
+
+Scores go back on `telemetry.raw` as the device's telemetry, stream `hub-drift`, seq =
+the window's time in milliseconds, so that:
 
 - the writer stores them like any point (a re-computed window is a duplicate);
-- the alert worker's default "Drift over threshold" rule watches `drift.psi`
-  (tag `hist`) and `drift.psi_max`;
+- the alert worker's default "Drift over threshold" rule watches `drift.psi_input`;
 - charts and `outpost drift report` read them through the telemetry API.
 
 A device whose model is not in the registry (pushed by hand), or whose model has no
@@ -30,8 +37,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub.bus.base import Bus, BusError, Record
 from hub.bus.topics import TELEMETRY_RAW
+from hub.drift import reference
 from hub.drift.models import running_model
-from hub.drift.psi import HIST_PREFIX, Window, scores
+from hub.drift.psi import HIST_PREFIX, INPUT_KEYS, Window, compare, live_histograms
 from hub.settings import HubSettings
 from hub.storage.db import transaction
 from hub.storage.errors import StorageUnavailable
@@ -131,18 +139,45 @@ class DriftWorker:
         baseline = await self._baseline(window.device)
         if baseline is None:
             return None
-        psi = scores(window, baseline.classes, baseline.histograms)
-        if not psi:
+        live = live_histograms(window, baseline.classes, baseline.histograms)
+        if not live:
             return None
         ts = datetime.fromtimestamp(window.ts_ms / 1000, UTC)
+        async with transaction(self._sessions) as session:
+            ref = await reference.learn(
+                session,
+                device=window.device,
+                camera=window.tags.get("camera", ""),
+                model_sha256=baseline.sha256,
+                window_ms=window.ts_ms,
+                live=live,
+                needed=self._cfg.reference_windows,
+                now=datetime.now(UTC),
+            )
         tags = {**window.tags, "model_sha256": baseline.sha256[:12]}
-        points = [
-            TelemetryPoint(ts=ts, metric="drift.psi", value=v, tags={**tags, "hist": k})
-            for k, v in sorted(psi.items())
-        ]
-        points.append(
-            TelemetryPoint(ts=ts, metric="drift.psi_max", value=max(psi.values()), tags=tags)
-        )
+        points = _points(ts, "drift.psi_train", compare(live, baseline.histograms), tags)
+        if ref.learning:
+            points.append(
+                TelemetryPoint(
+                    ts=ts, metric="drift.reference_windows", value=ref.windows + 1, tags=tags
+                )
+            )
+        else:
+            psi = compare(live, ref.histograms)
+            points += _points(ts, "drift.psi", psi, tags)
+            if psi:
+                points.append(
+                    TelemetryPoint(
+                        ts=ts, metric="drift.psi_max", value=max(psi.values()), tags=tags
+                    )
+                )
+            seen = [psi[k] for k in INPUT_KEYS if k in psi]
+            if seen:
+                points.append(
+                    TelemetryPoint(ts=ts, metric="drift.psi_input", value=max(seen), tags=tags)
+                )
+        if not points:
+            return None
         return Envelope(
             device=window.device,
             stream=STREAM,
@@ -173,6 +208,15 @@ class DriftWorker:
             )
         self._baselines[device] = (time.monotonic(), baseline)
         return baseline
+
+
+def _points(
+    ts: datetime, metric: str, psi: dict[str, float], tags: dict[str, str]
+) -> list[TelemetryPoint]:
+    return [
+        TelemetryPoint(ts=ts, metric=metric, value=v, tags={**tags, "hist": k})
+        for k, v in sorted(psi.items())
+    ]
 
 
 def _decode(record: Record) -> Envelope | None:

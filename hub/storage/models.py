@@ -619,3 +619,24 @@ class FrameRow(Base):
         Index("ix_frames_device_purpose_ts", "device", "purpose", "ts"),
         Index("ix_frames_purpose_ts", "purpose", "ts"),
     )
+
+
+# --- drift
+
+
+class DriftReference(Base):
+    """What a device's camera normally shows under one model: the mean of its first drift
+    windows, learned by the drift worker; `drift.psi` compares each later window with it."""
+
+    __tablename__ = "drift_references"
+
+    device: Mapped[str] = _device()
+    camera: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
+    model_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    windows: Mapped[int] = mapped_column(Integer)
+    """How many windows were folded in; the reference is in use from `reference_windows`."""
+    last_window_ms: Mapped[int] = mapped_column(BigInteger)
+    """The newest window folded in (a window read again after a restart is not folded twice)."""
+    histograms: Mapped[dict[str, list[float]]] = mapped_column(JSONDoc)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

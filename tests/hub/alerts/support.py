@@ -8,6 +8,7 @@ from typing import Any
 
 from hub.alerts.conditions import AlertSeverity, parse_condition
 from hub.alerts.engine import Rule
+from hub.storage.migrations.versions import r0009_drift_references as r0009
 from hub.storage.migrations.versions.r0006_alerts import DEFAULT_RULES
 from protocol import Channel, encode
 from protocol.models import (
@@ -29,11 +30,15 @@ def at(seconds: float) -> datetime:
 
 
 def default_rules() -> dict[str, Rule]:
-    """The seeded rules by name, with the ids they get in a fresh database (1, 2, ...)."""
-    return {
-        r["name"]: Rule(i, r["name"], AlertSeverity(r["severity"]), parse_condition(r["condition"]))
-        for i, r in enumerate(DEFAULT_RULES, start=1)
-    }
+    """The seeded rules by name, with the ids they get in a fresh database (1, 2, ...), as
+    the migrations after 0006 left them."""
+    rules = {}
+    for i, r in enumerate(DEFAULT_RULES, start=1):
+        condition = r0009.AFTER if r["name"] == r0009.RULE else r["condition"]
+        rules[r["name"]] = Rule(
+            i, r["name"], AlertSeverity(r["severity"]), parse_condition(condition)
+        )
+    return rules
 
 
 def envelope(device: str, body: Any, ts: datetime = T0) -> Envelope:

@@ -84,13 +84,14 @@ def test_battery_low_raises_once_per_crossing_with_hysteresis() -> None:
 def test_drift_over_threshold_watches_each_tag_set() -> None:
     engine = Engine(offline_after_s=60)
     steps = [
-        ("class_frac", 0.05),
-        ("brightness", 0.3),  # raises
-        ("class_frac", 0.01),  # the other histogram is still drifting: nothing
-        ("brightness", 0.05),  # all clear now
+        ("rear", 0.05),
+        ("front", 0.6),  # raises
+        ("rear", 0.01),  # the other camera is still drifting: nothing
+        ("front", 0.15),  # all clear now
     ]
     seen = [
-        kinds(engine.on_envelope(metric("amr-7", "drift.psi", v, hist=h), ALL)) for h, v in steps
+        kinds(engine.on_envelope(metric("amr-7", "drift.psi_input", v, camera=c), ALL))
+        for c, v in steps
     ]
     assert seen == [
         [("Clear", "Drift over threshold", "amr-7")],

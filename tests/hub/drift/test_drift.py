@@ -7,7 +7,7 @@ brightness bin, no objects) raises a drift alert; a healthy device does not."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -106,36 +106,74 @@ async def test_a_blacked_out_camera_raises_a_drift_alert_and_a_healthy_one_does_
 ) -> None:
     bus = InMemoryBus(partitions=1)
     await bus.start()
-    settings = HubSettings(data_dir=tmp_path)
+    settings = HubSettings(data_dir=tmp_path, drift={"reference_windows": 2})
     worker = DriftWorker(settings, bus, sessions)  # type: ignore[arg-type]
-    healthy = window_points([0.06, 0.2, 0.48, 0.2, 0.06], {"person": 0.68, "forklift": 0.32})
+    # The site is far from the training set (brighter, fewer forklifts) but steady.
+    site = [0.0, 0.05, 0.25, 0.5, 0.2]
+    healthy = window_points(site, {"person": 0.9, "forklift": 0.1})
     dark = window_points([1.0, 0.0, 0.0, 0.0, 0.0], {})  # no objects seen: all classes 0
-    # One window of the healthy device arrives split over two batches.
-    batches = [
-        envelope("healthy", 1, healthy[:3]),
-        envelope("healthy", 2, healthy[3:]),
-        envelope("blacked-out", 1, dark),
-        envelope("unregistered", 1, healthy),
-    ]
-    await bus.produce_many([(TELEMETRY_RAW, e.device.encode(), encode(e)) for e in batches])
+    scored: dict[int, list[Envelope]] = {}
     async with bus.consumer([TELEMETRY_RAW], group="test") as consumer:
-        worker.take(await consumer.poll(max_records=100, timeout_s=1), now=0.0)
-        assert await worker.flush(now=1.0) == 0  # still inside the grace period
-        assert await worker.flush(now=10.0) == 2  # the unregistered model has no baseline
-        scored = [decode_envelope(r.value) for r in await consumer.poll(timeout_s=1)]
-    assert {e.device for e in scored} == {"healthy", "blacked-out"}
-    assert all(e.stream == STREAM and e.seq == int(T.timestamp() * 1000) for e in scored)
+        for n in range(3):  # two windows to learn each camera's reference, then one scored
+            ts = T + timedelta(minutes=n)
+            sent = [
+                envelope("healthy", 10 * n + 1, at(healthy[:3], ts)),  # split over two batches
+                envelope("healthy", 10 * n + 2, at(healthy[3:], ts)),
+                envelope("blacked-out", n + 1, at(dark if n == 2 else healthy, ts)),
+                envelope("unregistered", n + 1, at(healthy, ts)),
+            ]
+            await bus.produce_many([(TELEMETRY_RAW, e.device.encode(), encode(e)) for e in sent])
+            worker.take(await consumer.poll(max_records=100, timeout_s=1), now=100.0 * n)
+            assert await worker.flush(now=100.0 * n + 1) == 0  # inside the grace period
+            assert await worker.flush(now=100.0 * n + 10) == 2  # unregistered: no baseline
+            scored[n] = [decode_envelope(r.value) for r in await consumer.poll(timeout_s=1)]
+    assert all(e.stream == STREAM for n in scored for e in scored[n])
+
+    def metric_of(e: Envelope, name: str) -> dict[str, float]:
+        assert isinstance(e.body, TelemetryBatch)
+        return {p.tags.get("hist", ""): p.value for p in e.body.points if p.metric == name}
+
+    for n in (0, 1):  # learning: far from the training set, but no score to alert on yet
+        for e in scored[n]:
+            assert metric_of(e, "drift.reference_windows") == {"": n + 1}
+            assert metric_of(e, "drift.psi_train")["brightness_hist"] > 0.25
+            assert metric_of(e, "drift.psi") == {}
+    last = {e.device: e for e in scored[2]}
+    assert max(metric_of(last["healthy"], "drift.psi").values()) < 0.01
+    assert metric_of(last["blacked-out"], "drift.psi")["brightness_hist"] > 2
+    assert metric_of(last["blacked-out"], "drift.psi_input") == {"": pytest.approx(
+        metric_of(last["blacked-out"], "drift.psi")["brightness_hist"])}  # fmt: skip
 
     engine, rules = Engine(offline_after_s=60), list(default_rules().values())
     raised = {
-        e.device: [a for a in engine.on_envelope(e, rules) if isinstance(a, Raise)] for e in scored
+        device: [a for a in engine.on_envelope(e, rules) if isinstance(a, Raise)]
+        for device, e in last.items()
     }
     assert [a.rule.name for a in raised["blacked-out"]] == ["Drift over threshold"]
     assert raised["healthy"] == []
-    psi_of = {
-        e.device: {p.tags["hist"]: p.value for p in e.body.points if p.metric == "drift.psi"}  # type: ignore[union-attr]
-        for e in scored
-    }
-    assert max(psi_of["healthy"].values()) < 0.1
-    assert psi_of["blacked-out"]["brightness_hist"] > 0.25
     await bus.stop()
+
+
+async def test_a_window_read_again_is_not_folded_twice_and_a_reset_relearns(
+    sessions: object, tmp_path: Path
+) -> None:
+    from hub.drift import reference
+    from hub.storage.models import DriftReference
+
+    live = {"brightness_hist": [0.0, 1.0]}
+    async with transaction(sessions) as session:  # type: ignore[arg-type]
+        for window_ms in (1, 1, 2):
+            ref = await reference.learn(
+                session, device="healthy", camera="front", model_sha256=SHA,
+                window_ms=window_ms, live=live, needed=3, now=T,
+            )  # fmt: skip
+            assert ref.learning
+        row = await session.get(DriftReference, ("healthy", "front", SHA))
+        assert row is not None
+        assert (row.windows, row.last_window_ms) == (2, 2)
+        assert await reference.reset(session, "healthy") == 1
+        assert await session.get(DriftReference, ("healthy", "front", SHA)) is None
+
+
+def at(points: list[TelemetryPoint], ts: datetime) -> list[TelemetryPoint]:
+    return [p.model_copy(update={"ts": ts}) for p in points]

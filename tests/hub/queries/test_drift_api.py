@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from hub.drift.worker import STREAM
 from hub.storage.db import transaction
-from hub.storage.models import ModelVersionRow
+from hub.storage.models import DriftReference, ModelVersionRow
 from protocol.models import DeviceState, ModelRef, TelemetryBatch, TelemetryPoint
 from tests.hub.auth.support import Hub
 from tests.hub.queries.support import T0, fleet, store
@@ -57,11 +57,38 @@ async def test_the_newest_window_against_the_baseline(hub: Hub) -> None:
     hists = {h["key"]: h for h in body["histograms"]}
     assert hists["brightness_hist"]["live"] == [1.0, 0.0, 0.0, 0.0]
     assert hists["brightness_hist"]["baseline"] == [0.25] * 4
-    assert hists["brightness_hist"]["psi"] > 0.25
+    assert hists["brightness_hist"]["psi_train"] > 0.25
+    assert body["reference"] == {"windows": 0, "needed": 5, "learning": True}
+    assert (hists["brightness_hist"]["reference"], hists["brightness_hist"]["psi"]) == (None, None)
     assert hists["class_frac"]["bins"] == ["a", "b"]
     assert hists["class_frac"]["live"] == [1.0, 0.0]
     assert body["history"] == {"brightness_hist": [{"ts": "2026-01-01T00:02:00Z", "psi": 2.1}]}
     assert (await f.get("vic", f"/devices/{f.theirs}/drift")).status_code == 404
+
+    # Once the camera's own reference is learned, the window is scored against it too.
+    async with transaction(hub.sessions) as session:
+        session.add(
+            DriftReference(
+                device=f.mine, camera="", model_sha256=SHA, windows=5, last_window_ms=1,
+                histograms={"brightness_hist": [0.9, 0.1, 0.0, 0.0], "class_frac": [1.0, 0.0]},
+                created_at=T0, updated_at=T0,
+            )
+        )  # fmt: skip
+    body = (await f.get("vic", f"/devices/{f.mine}/drift")).json()
+    assert body["reference"] == {"windows": 5, "needed": 5, "learning": False}
+    hists = {h["key"]: h for h in body["histograms"]}
+    assert hists["brightness_hist"]["reference"] == [0.9, 0.1, 0.0, 0.0]
+    assert 0 < hists["brightness_hist"]["psi"] < hists["brightness_hist"]["psi_train"]
+    assert hists["class_frac"]["psi"] == 0.0
+
+    # A viewer cannot make the hub forget it; an operator (here the admin) can.
+    reset = f"/api/v1/devices/{f.mine}/drift/reference"
+    refused = await hub.client.delete(reset, headers=f.headers["vic"])
+    assert refused.status_code == 403
+    done = await hub.client.delete(reset, headers=f.headers["root"])
+    assert done.json() == {"device_id": f.mine, "forgotten": 1}
+    body = (await f.get("vic", f"/devices/{f.mine}/drift")).json()
+    assert body["reference"]["learning"] is True
 
 
 async def test_a_model_the_registry_does_not_know_has_no_baseline(hub: Hub) -> None:

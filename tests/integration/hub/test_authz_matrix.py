@@ -85,6 +85,7 @@ MIN_ROLE: dict[tuple[str, str], Role] = {
     ("GET", "/api/v1/devices/{device_id}/events"): Role.VIEWER,
     ("GET", "/api/v1/devices/{device_id}/frames"): Role.VIEWER,
     ("GET", "/api/v1/devices/{device_id}/drift"): Role.VIEWER,
+    ("DELETE", "/api/v1/devices/{device_id}/drift/reference"): Role.OPERATOR,
     ("GET", "/api/v1/devices/{device_id}/frames/{frame_id}.jpg"): Role.VIEWER,
     ("GET", "/api/v1/sites/{site_id}"): Role.VIEWER,
     ("PATCH", "/api/v1/sites/{site_id}"): Role.ADMIN,
