@@ -130,8 +130,12 @@ class _Reading(io.FileIO):
 @model_app.command("push")
 def push_command(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="The ONNX model.")],
-    name: Annotated[str, typer.Option("--name", help="Model name, e.g. det.")],
-    version: Annotated[str, typer.Option("--version", help="A new version, e.g. 3.")],
+    name: Annotated[
+        str | None, typer.Option("--name", help="Model name, e.g. det (default: the card's).")
+    ] = None,
+    version: Annotated[
+        str | None, typer.Option("--version", help="A new version, e.g. 3 (default: the card's).")
+    ] = None,
     card: Annotated[
         Path | None, typer.Option(exists=True, dir_okay=False, help="Model card (JSON).")
     ] = None,
@@ -150,11 +154,16 @@ def push_command(
     rollout_target = parse_target(target) if target else None
     percent = parse_percent(canary)
     card_text = card.read_text(encoding="utf-8") if card else None
+    described: dict[str, Any] = {}
     if card_text is not None:
         try:
-            json.loads(card_text)
+            described = json.loads(card_text)
         except ValueError as exc:
             _fail(f"{card}: not JSON: {exc}")
+    name = name or _card_field(described, "name")
+    version = version or _card_field(described, "version")
+    if not name or not version:
+        _fail("give --name and --version, or a --card that has them (outpost train writes both)")
     with _client(hub, api_key, UPLOAD_TIMEOUT_S) as client:
         pushed = _upload(client, file, name, version, card_text)
         _out.print(f"pushed {pushed['name']} {pushed['version']} (sha256 {pushed['sha256']})")
@@ -167,6 +176,11 @@ def push_command(
                 "auto_promote": auto_promote,
             }
             _show(_call(client, "POST", "/rollouts", json=body))
+
+
+def _card_field(card: Any, key: str) -> str | None:
+    value = card.get(key) if isinstance(card, dict) else None
+    return value if isinstance(value, str) and value else None
 
 
 def _upload(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -152,6 +152,14 @@ def run(
         float, typer.Option("--duration", min=0.0, help="Stop after this many seconds (0: never).")
     ] = 0.0,
     seed: Annotated[int, typer.Option("--seed", help="The world's seed.")] = 0,
+    agent_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--agent-config",
+            help="A TOML file of agent settings merged into every agent's config "
+            "(e.g. [perception.drift] window_s = 10).",
+        ),
+    ] = None,
     log_format: Annotated[
         str | None,
         typer.Option(
@@ -179,6 +187,7 @@ def run(
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     try:
         chosen = _fleet_scenario(scenario, robots, load_scenario, default_scenario)
+        overrides = _agent_overrides(agent_config)
         options = RunOptions(
             hub_url=hub,
             workdir=workdir.resolve(),
@@ -192,6 +201,7 @@ def run(
             ros_domain=default_ros_domain() if ros_domain is None else ros_domain,
             synthetic_hz=synthetic_hz,
             seed=seed,
+            agent_overrides=overrides,
         )
         asyncio.run(SimRun(options, chosen).run(duration or None))
     except SimError as exc:
@@ -199,6 +209,20 @@ def run(
         raise typer.Exit(BAD_USAGE_EXIT) from None
     except KeyboardInterrupt:
         pass
+
+
+def _agent_overrides(path: Path | None) -> dict[str, Any]:
+    """The `--agent-config` TOML as a dict; `SimError` naming the file when it is unusable."""
+    import tomllib
+
+    from sim.errors import SimError
+
+    if path is None:
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise SimError(f"--agent-config {path}: {exc}") from exc
 
 
 def _fleet_scenario(

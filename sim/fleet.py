@@ -80,6 +80,38 @@ def danger_zone(camera: MountedCamera, ahead_m: float) -> list[list[float]]:
     return [[x, y] for x, y in view.floor_polygon(floor)]
 
 
+def perception_section(
+    model: Path | None, camera: str, mount: MountedCamera | None, danger_m: float
+) -> dict[str, Any]:
+    """An agent's `[perception]`: the model, and the robot's own `danger` zone (on its
+    camera `camera`) with a `person-in-danger` rule that stops it locally.
+
+    Example:
+        >>> section = perception_section(Path("m.onnx"), "robot-1", MountedCamera(), 2.5)
+        >>> section["rules"][0]["zone"], section["zones"][0]["camera"]
+        ('danger', 'robot-1')
+    """
+    section: dict[str, Any] = {"model": str(model)} if model else {"default_model": False}
+    if model is None or mount is None or danger_m <= 0:
+        return section
+    polygon = danger_zone(mount, danger_m)
+    if len(polygon) < 3:
+        return section
+    section["zones"] = [{"name": "danger", "camera": camera, "polygon": polygon}]
+    section["rules"] = [
+        {
+            "name": "person-in-danger",
+            "classes": ["person"],
+            "zone": "danger",
+            "min_conf": 0.5,
+            "min_frames": 2,
+            "clear_frames": 4,
+            "action": "stop",
+        }
+    ]
+    return section
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """How to run the fleet: which hub, how to enroll, what to wire."""
@@ -252,34 +284,14 @@ class SimRun:
             extra["cameras"] = [camera]
         # Without --model, cameras only stream: a simulated fleet does not run the
         # shipped detector in every agent unless asked to.
-        extra["perception"] = (
-            self._perception_section(rig) if opts.model is not None else {"default_model": False}
-        )
+        extra["perception"] = self._perception_section(rig)
         return merged(merged(installed, extra), opts.agent_overrides)
 
     def _perception_section(self, rig: RobotRig) -> dict[str, Any]:
-        """The model, and the robot's own danger zone with a local stop rule."""
-        section: dict[str, Any] = {"model": str(self.options.model)}
+        opts = self.options
         mount = self.scenario.robot(rig.robot_id).camera
-        if self.options.danger_m <= 0 or mount is None or self.options.camera_fps <= 0:
-            return section
-        polygon = danger_zone(mount, self.options.danger_m)
-        if len(polygon) < 3:
-            return section
-        section["zones"] = [{"name": "danger", "camera": rig.robot_id, "polygon": polygon}]
-        section["rules"] = [
-            {
-                "name": "person-in-danger",
-                "camera": rig.robot_id,
-                "classes": ["person"],
-                "zone": "danger",
-                "min_conf": 0.5,
-                "min_frames": 2,
-                "clear_frames": 4,
-                "action": "stop",
-            }
-        ]
-        return section
+        danger = opts.danger_m if opts.camera_fps > 0 else 0.0
+        return perception_section(opts.model, rig.robot_id, mount, danger)
 
     def _robot_section(self, rig: RobotRig) -> dict[str, Any]:
         if rig.face_kind == "ros":

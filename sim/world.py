@@ -220,7 +220,6 @@ class SimRobot:
         self._spikes: dict[str, tuple[float, float]] = {}  # metric -> value, until
         self._patrol = [(float(x), float(y)) for x, y in spec.patrol]
         self._patrolling = bool(self._patrol)
-        self._paused_patrol = False  # patrolling when a stop latched: resumes on release
 
     # --- commands -------------------------------------------------------------------
 
@@ -266,20 +265,19 @@ class SimRobot:
             if not self._latched:
                 logger.info("robot %s: stop latched", self.id)
             self._latched = True
-            # Its own patrol pauses and comes back on release, as an AMR's mission does
-            # after a protective stop; an operator's command or path is dropped for good.
-            self._paused_patrol = self._paused_patrol or self._patrolling
-            self._patrolling = False
+            self._patrolling = False  # a stopped robot stays put until told to move
             self._cmd = None
             self._path = []
 
     def release(self) -> None:
-        """Lift a latched stop: a robot stopped on its own patrol resumes it; any other
-        stays still until it is told to move."""
+        """Lift a latched stop; the robot stays still until it is told to move.
+
+        (The MQTT face brakes with `stop()` then `release()` at once: its agent owns the
+        latch, so a release must never set anything in motion.)
+        """
         with self._world.lock:
             if self._latched:
                 logger.info("robot %s: stop released", self.id)
-                self._patrolling, self._paused_patrol = self._paused_patrol, False
             self._latched = False
 
     # --- state ------------------------------------------------------------------------

@@ -11,8 +11,12 @@ train`). PSI per histogram:
 
 with both sides floored at `EPSILON` (1 %): a window holds about a hundred frames, so a
 bin left empty by chance must not weigh like a real shift (with a floor of 0.01 % one
-empty bin alone scores over 0.3). The usual reading: under 0.1 stable, 0.1 to 0.25 worth
-watching, over 0.25 a real shift.
+empty bin alone scores over 0.3). Ordinal histograms (every `*_hist`: confidence, boxes
+per frame, brightness, contrast, blur) are first smoothed over neighbouring bins
+(`smooth`): a steady camera whose brightness sits on a bin edge moves its frames between
+two adjacent bins from one window to the next, which is no shift at all, while a
+blackout moves them across the whole range. The usual reading: under 0.1 stable, 0.1 to
+0.25 worth watching, over 0.25 a real shift.
 
 The reference is either the model's training baseline (`drift.psi_train`: how far this
 camera is from the data the model learned from, which a specific site always is a
@@ -115,9 +119,32 @@ def live_histograms(
 def compare(
     live: Mapping[str, Sequence[float]], reference: Mapping[str, Sequence[float]]
 ) -> dict[str, float]:
-    """PSI per histogram both sides have (with the same bins)."""
-    return {
-        key: psi(actual, reference[key])
-        for key, actual in live.items()
-        if key in reference and len(reference[key]) == len(actual) and sum(reference[key]) > 0
-    }
+    """PSI per histogram both sides have (with the same bins), ordinal ones smoothed."""
+    out = {}
+    for key, actual in live.items():
+        expected = reference.get(key)
+        if expected is None or len(expected) != len(actual) or sum(expected) <= 0:
+            continue
+        if key.endswith("_hist"):
+            actual, expected = smooth(actual), smooth(expected)
+        out[key] = psi(actual, expected)
+    return out
+
+
+def smooth(hist: Sequence[float]) -> list[float]:
+    """Each bin's share spread 1/4, 1/2, 1/4 over itself and its neighbours (what would
+    fall off either end stays in the end bin), so the total is unchanged.
+
+    Example:
+        >>> smooth([0.0, 1.0, 0.0, 0.0])
+        [0.25, 0.5, 0.25, 0.0]
+        >>> smooth([1.0, 0.0])
+        [0.75, 0.25]
+    """
+    last = len(hist) - 1
+    out = [0.0] * len(hist)
+    for i, share in enumerate(hist):
+        out[max(i - 1, 0)] += share / 4
+        out[i] += share / 2
+        out[min(i + 1, last)] += share / 4
+    return out

@@ -44,3 +44,15 @@ def test_an_unreachable_hub_is_reported(model: Path) -> None:
     code, output = _run("rollout", "status", "--hub", hub, "--api-key", "opk_x")
     assert code == 2
     assert f"cannot reach the hub at {hub}" in output
+
+
+def test_name_and_version_come_from_the_card_or_are_asked_for(model: Path, tmp_path: Path) -> None:
+    hub = f"http://127.0.0.1:{free_port()}"
+    base = ("push", str(model), "--api-key", "opk_x", "--hub", hub)
+    code, output = _run(*base)
+    assert (code, "give --name and --version, or a --card" in output) == (2, True)
+    card = tmp_path / "card.json"
+    card.write_text('{"name": "det", "version": "7"}')
+    code, output = _run(*base, "--card", str(card))
+    assert code == 2
+    assert f"cannot reach the hub at {hub}" in output  # got as far as uploading
