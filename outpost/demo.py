@@ -3,7 +3,8 @@
 1. An embedded hub (`outpost hub serve`: SQLite, the in-process bus, its own MQTT
    broker) in a fresh data directory, on free ports unless told otherwise.
 2. A first admin with a one-time password (printed), a site and an operator API key
-   for the simulator.
+   for the simulator; the agents' detector is pushed to the hub's registry with its card
+   (so the Models page and drift scoring know it).
 3. `outpost sim run` with N simulated robots, each enrolled by a real `edge-agent
    install` and driven by a real edge agent (with the default detector when
    `models/outpost-sim-detector/model.onnx` exists).
@@ -126,14 +127,26 @@ class Demo:
                 raise DemoError(f"cannot create the simulator's API key: {key.text[:200]}")
             return str(key.json()["key"])
 
-    def _run(self, *args: str, stdin: str = "") -> None:
+    def register_model(self, api_key: str) -> bool:
+        """Push the agents' detector with its card (when it has one beside it), so that the
+        hub's registry, the Models page and drift scoring know the model they run."""
+        if self.model is None or not (self.model.parent / "card.json").is_file():
+            return False
+        card = str(self.model.parent / "card.json")
+        env = {"OUTPOST_API_KEY": api_key, "OUTPOST_HUB_URL": self.url}
+        self._run("model", "push", str(self.model), "--card", card, env=env, timeout=120)
+        return True
+
+    def _run(
+        self, *args: str, stdin: str = "", env: dict[str, str] | None = None, timeout: int = 60
+    ) -> None:
         done = subprocess.run(
             [_command("outpost"), *args],
-            env=self.env,
+            env={**self.env, **(env or {})},
             input=stdin,
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=timeout,
         )
         if done.returncode != 0:
             raise DemoError(f"outpost {' '.join(args[:3])} failed: {done.stderr.strip()[-300:]}")
@@ -212,6 +225,13 @@ class Dispatcher:
                 api.post(f"/devices/{device['id']}/path", json=body)
 
 
+def _detector_text(detector: Path | None, registered: bool) -> str:
+    if detector is None:
+        return "no detector: cameras only"
+    where = ", in the hub's registry" if registered else ""
+    return f"detector {detector.parent.name}/{detector.name}{where}"
+
+
 def _fail(message: str) -> NoReturn:
     _err.print(f"[bold red]{escape(message)}[/]")
     raise typer.Exit(2)
@@ -252,6 +272,7 @@ def demo(
         with _out.status("starting the hub…"):
             run.start_hub()
             key = run.set_up()
+            registered = run.register_model(key)
         with _out.status(f"starting {robots} simulated robots with real agents…"):
             run.start_sim(key)
         dispatcher = Dispatcher(run.url, key, robots, every_s=20.0)
@@ -262,7 +283,7 @@ def demo(
                 f"Log in as [bold]{ADMIN}[/] with the one-time password "
                 f"[bold]{escape(run.password)}[/]\n"
                 f"{robots} robot(s) enrolling into site {SITE} "
-                f"({'detector ' + detector.name if detector else 'no detector: cameras only'})\n"
+                f"({_detector_text(detector, registered)})\n"
                 f"Logs and data: {root}\nCtrl-C stops everything.",
                 title="Outpost demo",
             )

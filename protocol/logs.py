@@ -120,9 +120,30 @@ def configure_logging(
     Replaces any handler already on the root logger, so calling it twice writes each line once.
     `role` names the process in JSON lines: hub-api, hub-ingest, edge-agent, sim, ...
     """
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler: logging.StreamHandler[TextIO] = (
+        logging.StreamHandler(stream) if stream is not None else _StderrHandler()
+    )
     if fmt == "json":
         handler.setFormatter(JsonFormatter(role=role))
     else:
         handler.setFormatter(logging.Formatter(TEXT_FORMAT))
     logging.basicConfig(level=level, handlers=[handler], force=True)
+
+
+class _StderrHandler(logging.StreamHandler[TextIO]):
+    """Writes to whatever `sys.stderr` is when a record is emitted, not when it was made.
+
+    A command run in-process by a test runner gets a stand-in stderr that is closed
+    afterwards; a handler holding it would fail on every later record.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass  # always the current stderr

@@ -108,6 +108,8 @@ try {
   await expectText(page.getByTestId("stop-state"), /^stopped/, "the device page shows the stop");
   await expectText(page.getByTestId("command-history").locator("td"), /^done$/, "the command history shows the stop done");
   await page.getByRole("heading", { name: "Telemetry" }).waitFor({ timeout: TIMEOUT });
+  step = "the device page shows the Drift panel";
+  await page.getByTestId("drift-panel").waitFor({ state: "visible", timeout: TIMEOUT });
   await page.waitForTimeout(1500); // let the charts draw
   await shot(page, "device");
 
@@ -141,7 +143,10 @@ try {
   await shot(page, "fleet-viewer");
   await page.getByRole("link", { name: DEVICE_NAME }).click();
   await page.getByRole("heading", { name: "Telemetry" }).waitFor({ timeout: TIMEOUT });
-  const controls = await page.getByRole("button", { name: /STOP|Release|Forward|Send path/ }).count();
+  step = "the viewer's Drift panel loads (so a relearn button would be there by now)";
+  await page.getByTestId("drift-status").waitFor({ timeout: TIMEOUT });
+  step = "a viewer has no control button on the device page";
+  const controls = await page.getByRole("button", { name: /STOP|Release|Forward|Send path|Relearn/ }).count();
   if (controls !== 0) throw new Error(`the viewer sees ${controls} control button(s) on the device page`);
   await shot(page, "device-viewer");
 

@@ -10,16 +10,19 @@ odometry says it is standing still, and Ctrl-C stops the demo cleanly.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 
 from tests.dashboard.test_dashboard_browser import CHROMIUM, DASHBOARD, artifacts_dir
@@ -86,8 +89,11 @@ def test_the_demo_in_a_browser(tmp_path: Path) -> None:
         stderr=subprocess.STDOUT,
         text=True,
     )
+    output: list[str] = []
+    reader = threading.Thread(target=_drain, args=(demo, output), daemon=True)
     try:
         url, password = _read_banner(demo, 120)
+        reader.start()  # from here on, keep reading what it prints: a full pipe would block it
         assert "<html" in httpx.get(f"{url}/", timeout=10).text.lower()  # the page loads
         login = httpx.post(
             f"{url}/api/v1/auth/login", json={"username": "admin", "password": password}, timeout=10
@@ -132,14 +138,39 @@ def test_the_demo_in_a_browser(tmp_path: Path) -> None:
         # The robot itself halted: its odometry (through the agent and the hub) reads 0.
         wait_for(lambda: abs(_speed(url, token, device["id"]) or 0.0) < 0.01, 30, "a halted robot")
     finally:
+        if reader.ident is None:  # the banner never came
+            reader.start()
         code = demo.poll()
-        if code is None:
-            demo.send_signal(signal.SIGINT)
-            try:
-                code = demo.wait(60)
-            except subprocess.TimeoutExpired:
-                demo.kill()
-                raise
-        if demo.stdout is not None:
-            demo.stdout.close()
-    assert code == 0, "outpost demo did not stop cleanly on Ctrl-C"
+        try:
+            if code is None:
+                demo.send_signal(signal.SIGINT)
+                try:
+                    code = demo.wait(90)
+                except subprocess.TimeoutExpired:
+                    _kill_tree(demo)
+                    shown = "".join(output)[-3000:]
+                    raise AssertionError(
+                        f"outpost demo did not stop within 90 s of Ctrl-C:\n{shown}"
+                    ) from None
+        finally:
+            reader.join(10)
+            if demo.stdout is not None:
+                demo.stdout.close()
+    assert code == 0, "outpost demo did not stop cleanly on Ctrl-C:\n" + "".join(output)[-3000:]
+
+
+def _drain(demo: subprocess.Popen[str], into: list[str]) -> None:
+    assert demo.stdout is not None
+    with contextlib.suppress(ValueError, OSError):
+        for line in demo.stdout:
+            into.append(line)
+
+
+def _kill_tree(demo: subprocess.Popen[str]) -> None:
+    """The demo and everything it started (the hub and the simulator run in sessions of
+    their own, so killing the demo alone would leave them running)."""
+    with contextlib.suppress(psutil.NoSuchProcess):
+        for child in psutil.Process(demo.pid).children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+    demo.kill()

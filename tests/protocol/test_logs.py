@@ -166,3 +166,19 @@ def test_each_command_refuses_a_bad_format_with_exit_2_before_starting(
     done = runner.invoke(app, [*args, *extra_args], env=env)
     assert done.exit_code == 2, done.output
     assert message in " ".join(done.output.split())
+
+
+def test_the_default_handler_follows_stderr_so_a_closed_stand_in_breaks_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import io
+    import sys
+
+    stand_in, later = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stand_in)
+    configure_logging("INFO", "text", role="sim")
+    logging.getLogger("outpost.test").info("first")
+    stand_in.close()  # as a test runner does with the stderr it lent a command
+    monkeypatch.setattr(sys, "stderr", later)
+    logging.getLogger("outpost.test").info("second")
+    assert "second" in later.getvalue()

@@ -5,6 +5,7 @@ import { api, can, type Command, type Device, type Schemas } from "@/api/client"
 import { CameraView, SnapshotView } from "@/components/CameraView";
 import { Chart } from "@/components/Chart";
 import { CommandPanel } from "@/components/CommandPanel";
+import { DriftPanel } from "@/components/DriftPanel";
 import { SiteMap } from "@/components/SiteMap";
 import { useAuth } from "@/lib/auth";
 import { bufferText, isStopped, modelText, stateOf, stopText } from "@/lib/devices";
@@ -92,6 +93,7 @@ function DevicePage() {
       </div>
       {operator && <CommandPanel device={device} path={path} onClearPath={() => setPath([])} />}
       <Telemetry id={id} />
+      <DriftPanel key={id} id={id} operator={operator} />
       <History id={id} acks={live.acks} />
       <Events id={id} />
     </div>
