@@ -139,8 +139,9 @@ class UplinkSection(Section):
     max_inflight: Annotated[int, Field(ge=1, le=10_000)] = 100
     batch_messages: Annotated[int, Field(ge=1, le=10_000)] = 200
     resend_timeout_s: PositiveSeconds = 30.0
-    resend_timeout_max_s: PositiveSeconds = 240.0
-    """Re-sends that bring no watermark progress double the timeout, up to this."""
+    resend_timeout_max_s: PositiveSeconds | None = None
+    """Re-sends that bring no watermark progress double the timeout, up to this (None: no
+    backoff). Backing off spares a slow hub, but delays filling a gap left by an outage."""
     drain_rate: Annotated[float, Field(gt=0, le=1_000_000)] = 500.0
     live_window_s: PositiveSeconds = 5.0
     backoff_initial_s: PositiveSeconds = 0.5

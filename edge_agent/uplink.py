@@ -3,10 +3,10 @@
 Delivery contract (DESIGN.md "Delivery"): every row is published at QoS 1 with
 its `seq`; rows are deleted only when the hub's `ingested` watermark covers them;
 rows published but not covered are re-sent after `resend_timeout_s` without any
-watermark progress, backing off (doubling up to `resend_timeout_max_s`) while re-sends
-bring none, so that a hub that is slow rather than lossy is not buried under copies of
-its own backlog (`ResendTimer`). A broker's PUBACK alone proves nothing, so it is only
-used for flow control.
+watermark progress; with `resend_timeout_max_s` set, backing off (doubling up to it)
+while re-sends bring none, so that a hub that is slow rather than lossy is not buried
+under copies of its own backlog (`ResendTimer`). A broker's PUBACK alone proves
+nothing, so it is only used for flow control.
 
 Live data goes first; the backlog that piled up while the link was down drains
 behind it at `drain_rate` messages per second, so the dashboard stays current
@@ -152,7 +152,8 @@ class Uplink:
         cfg = settings.uplink
         self._bucket = TokenBucket(cfg.drain_rate, max(1.0, cfg.drain_rate * 0.5), clock)
         self._connected_at = clock()
-        self._resend = ResendTimer(cfg.resend_timeout_s, cfg.resend_timeout_max_s, clock())
+        longest = cfg.resend_timeout_max_s or cfg.resend_timeout_s
+        self._resend = ResendTimer(cfg.resend_timeout_s, longest, clock())
 
     def notify(self) -> None:
         """New rows are in the outbox: publish now rather than at the next poll."""
