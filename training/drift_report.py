@@ -46,18 +46,41 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
-def _get(client: httpx.Client, path: str, params: dict[str, Any] | None = None) -> Any:
+HubOption = Annotated[
+    str, typer.Option("--hub", envvar="OUTPOST_HUB_URL", help="The hub's API address.")
+]
+KeyOption = Annotated[
+    str, typer.Option("--api-key", envvar="OUTPOST_API_KEY", help="An API key (opk_…).")
+]
+
+
+def _client(hub: str, api_key: str) -> httpx.Client:
+    if not api_key:
+        _fail("no API key: pass --api-key or set OUTPOST_API_KEY")
+    return httpx.Client(base_url=hub.rstrip("/"), headers={"X-API-Key": api_key}, timeout=30)
+
+
+def _call(
+    client: httpx.Client, method: str, path: str, params: dict[str, Any] | None = None
+) -> Any:
+    """The JSON answer; any failure is one clear message and exit status 2."""
     try:
-        answer = client.get(path, params=params)
+        answer = client.request(method, path, params=params)
     except httpx.HTTPError as exc:
         _fail(f"cannot reach the hub at {client.base_url}: {exc}")
     if answer.status_code == 401:
         _fail("the hub refused the API key (401): check --api-key / OUTPOST_API_KEY")
+    if answer.status_code == 403:
+        _fail(f"the hub refused (403): {answer.text[:300]}")
     if answer.status_code == 404:
         _fail(f"not found (404): {path}")
     if answer.is_error:
         _fail(f"the hub answered {answer.status_code} for {path}: {answer.text[:300]}")
     return answer.json()
+
+
+def _get(client: httpx.Client, path: str, params: dict[str, Any] | None = None) -> Any:
+    return _call(client, "GET", path, params)
 
 
 def _devices(client: httpx.Client) -> list[dict[str, Any]]:
@@ -109,12 +132,8 @@ def plot(reports: list[dict[str, Any]], path: Path) -> None:
 
 @drift_app.command("report")
 def report(
-    hub: Annotated[
-        str, typer.Option("--hub", envvar="OUTPOST_HUB_URL", help="The hub's API address.")
-    ] = DEFAULT_HUB,
-    api_key: Annotated[
-        str, typer.Option("--api-key", envvar="OUTPOST_API_KEY", help="An API key (opk_…).")
-    ] = "",
+    hub: HubOption = DEFAULT_HUB,
+    api_key: KeyOption = "",
     device: Annotated[str | None, typer.Option("--device", help="Only this device.")] = None,
     model: Annotated[
         str | None, typer.Option("--model", help="Only devices running this model (its name).")
@@ -124,9 +143,7 @@ def report(
     ),
 ) -> None:
     """A table of each device's drift, and a PNG of its distributions against the baseline."""
-    if not api_key:
-        _fail("no API key: pass --api-key or set OUTPOST_API_KEY")
-    with httpx.Client(base_url=hub.rstrip("/"), headers={"X-API-Key": api_key}, timeout=30) as c:
+    with _client(hub, api_key) as c:
         ids = [device] if device else [d["id"] for d in _devices(c)]
         reports = [_get(c, f"/api/v1/devices/{i}/drift") for i in ids]
     if model:
@@ -166,28 +183,12 @@ def report(
 @drift_app.command("reset")
 def reset(
     device: Annotated[str, typer.Option("--device", help="The device whose camera changed.")],
-    hub: Annotated[
-        str, typer.Option("--hub", envvar="OUTPOST_HUB_URL", help="The hub's API address.")
-    ] = DEFAULT_HUB,
-    api_key: Annotated[
-        str, typer.Option("--api-key", envvar="OUTPOST_API_KEY", help="An API key (opk_…).")
-    ] = "",
+    hub: HubOption = DEFAULT_HUB,
+    api_key: KeyOption = "",
 ) -> None:
     """Make the hub learn a device's drift reference again (after moving its camera)."""
-    if not api_key:
-        _fail("no API key: pass --api-key or set OUTPOST_API_KEY")
-    path = f"/api/v1/devices/{device}/drift/reference"
-    with httpx.Client(base_url=hub.rstrip("/"), headers={"X-API-Key": api_key}, timeout=30) as c:
-        try:
-            answer = c.delete(path)
-        except httpx.HTTPError as exc:
-            _fail(f"cannot reach the hub at {c.base_url}: {exc}")
-    if answer.status_code in (401, 403, 404):
-        detail = answer.json().get("detail", answer.text) if answer.content else ""
-        _fail(f"the hub refused ({answer.status_code}): {detail}")
-    if answer.is_error:
-        _fail(f"the hub answered {answer.status_code} for {path}: {answer.text[:300]}")
-    forgotten = answer.json()["forgotten"]
+    with _client(hub, api_key) as c:
+        forgotten = _call(c, "DELETE", f"/api/v1/devices/{device}/drift/reference")["forgotten"]
     _out.print(
         f"{escape(device)}: {forgotten} reference(s) forgotten; the hub learns them again "
         "from the next drift windows"
