@@ -224,7 +224,6 @@ class Uplink:
             self._connected_at = connected_at
             self._resend.progress(connected_at)
             self.status.connects += 1
-            self.status.change(LinkState.UP, now=self._clock())
             yield client
 
     def _will(self, connected_at: float) -> bytes:
@@ -243,6 +242,8 @@ class Uplink:
     async def _session(self, client: aiomqtt.Client) -> None:
         for channel in (Channel.INGESTED, Channel.CMD, Channel.MODEL):
             await client.subscribe(topic(self._device, channel), qos=1)
+        # "Up" means commands reach us: only once the broker holds our subscriptions.
+        self.status.change(LinkState.UP, now=self._clock())
         await self._outbox.put(Channel.STATE, encode(self._state()))
         try:
             await self._serve(client)

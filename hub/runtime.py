@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from typing import Literal
+from collections.abc import Coroutine
+from typing import Any, Literal
 
 import uvicorn
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -29,13 +30,14 @@ from hub.broker.embedded import EmbeddedBroker, device_url, local_url
 from hub.bus import create_bus
 from hub.bus.base import Bus
 from hub.drift.worker import DriftWorker
-from hub.errors import HubConfigError
+from hub.errors import HubConfigError, HubError
 from hub.ingest.service import Ingest
 from hub.metrics import HubMetrics
 from hub.settings import HubSettings
 from hub.storage.db import create_engine, session_factory
 from hub.storage.migrate import migrate
 from hub.worker import Housekeeping, Writer
+from protocol.taskdump import install_task_dump
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +59,8 @@ def build_bus(settings: HubSettings) -> Bus:
 
 
 async def serve(settings: HubSettings, role: Role) -> None:
-    """Run `role` until cancelled (SIGTERM / Ctrl-C)."""
+    """Run `role` until cancelled (SIGTERM / Ctrl-C); SIGUSR1 logs every task's stack."""
+    install_task_dump()
     embedded = settings.broker.kind == "embedded"
     if embedded and role != "all":
         raise HubConfigError(
@@ -86,15 +89,18 @@ async def serve(settings: HubSettings, role: Role) -> None:
             if role in ("all", "ingest"):
                 ingest = Ingest(settings, bus)
                 metrics.count("outpost_ingest", ingest.counters)
-                tg.create_task(ingest.run(), name="ingest")
+                tg.create_task(_essential("ingest", ingest.run()), name="ingest")
             if role in ("all", "worker"):
                 writer = Writer(settings, bus, sessions)
                 metrics.count("outpost_writer", writer.counters)
                 metrics.lag(settings.worker.group, lambda: writer.lag)
-                tg.create_task(writer.run(), name="writer")
-                tg.create_task(Housekeeping(settings, bus, sessions).run(), name="housekeeping")
-                tg.create_task(AlertWorker(settings, bus, sessions).run(), name="alerts")
-                tg.create_task(DriftWorker(settings, bus, sessions).run(), name="drift")
+                tg.create_task(_essential("writer", writer.run()), name="writer")
+                housekeeping = Housekeeping(settings, bus, sessions)
+                tg.create_task(_essential("housekeeping", housekeeping.run()), name="housekeeping")
+                alerts = AlertWorker(settings, bus, sessions)
+                tg.create_task(_essential("alerts", alerts.run()), name="alerts")
+                drift = DriftWorker(settings, bus, sessions)
+                tg.create_task(_essential("drift", drift.run()), name="drift")
             if role in ("all", "api"):
                 app = create_app(
                     settings,
@@ -115,12 +121,29 @@ async def serve(settings: HubSettings, role: Role) -> None:
                 )
                 tg.create_task(server.serve(), name="api")
             logger.info("hub role %s running", role)
+    except* HubError as group:  # one loop failed: the others were cancelled; report it plainly
+        raise group.exceptions[0] from None
     finally:
         metrics.close()
         await bus.stop()
         if broker is not None:
             await broker.stop()
         await engine.dispose()
+
+
+async def _essential(name: str, loop: Coroutine[Any, Any, None]) -> None:
+    """Run one of the role's loops; one that ends by a cancellation nobody asked for fails
+    the process (exit 1, for systemd or Kubernetes to restart) instead of leaving a hub
+    that runs but no longer consumes: a `TaskGroup` silently ignores a child that ended
+    cancelled."""
+    try:
+        await loop
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():  # shutdown
+            raise
+        logger.exception("hub loop %s ended by a stray cancellation", name)
+        raise HubError(f"the {name} loop ended by a stray cancellation (a bug): restart") from None
 
 
 def _embedded_broker(

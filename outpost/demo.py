@@ -266,6 +266,10 @@ def demo(
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
+    # Started from a background job of a script, this process inherits SIGINT *ignored*
+    # (POSIX shells do that), and so would the hub and the simulator: Ctrl-C or `kill -INT`
+    # would then stop nothing. A handler (unlike "ignore") is reset for the children.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     code = 0
     dispatcher: Dispatcher | None = None
     try:

@@ -3,6 +3,13 @@
 aiokafka can wait forever when Kafka is down (`send_and_wait` is the known trap);
 everything the hub awaits from it runs inside `guarded`, which turns timeouts and
 aiokafka's errors into `BusError`s naming the bootstrap address.
+
+aiokafka can also let a `CancelledError` out that nobody asked for: across a broker
+restart, a consumer's `commit` or `getmany` may await one of its own futures that it
+cancels internally. Left alone, that ends the caller's task as if the hub were
+shutting down (a `TaskGroup` ignores a cancelled child), and a worker silently stops
+consuming for good. A cancellation our own task did not receive becomes a `BusError`,
+which the caller retries like any other outage.
 """
 
 from __future__ import annotations
@@ -36,6 +43,13 @@ async def guarded(bootstrap: str, what: str, timeout_s: float) -> AsyncIterator[
         raise _translate(exc, f"{where}: {what} failed: {exc}") from exc
     except OSError as exc:
         raise BusError(f"{where}: {what} failed: {exc}") from exc
+    except asyncio.CancelledError as exc:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():  # a real cancellation (shutdown): obey it
+            raise
+        raise BusError(
+            f"{where}: {what} was interrupted inside aiokafka (stray cancellation)"
+        ) from exc
 
 
 def _translate(exc: KafkaError, message: str) -> BusError:

@@ -30,6 +30,28 @@ async def test_a_hanging_await_becomes_a_retriable_bus_error_in_time() -> None:
     assert time.monotonic() - started < 1.0
 
 
+async def test_a_cancellation_from_inside_aiokafka_is_a_retriable_bus_error() -> None:
+    """A future aiokafka cancels itself (broker restart) must not end the caller's task."""
+    inner: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    asyncio.get_running_loop().call_later(0.01, inner.cancel)
+    with pytest.raises(BusError, match="committing offsets was interrupted inside aiokafka"):
+        async with guarded(ADDRESS, "committing offsets", 5.0):
+            await inner
+
+
+async def test_cancelling_the_caller_still_cancels_it() -> None:
+    async def polls() -> None:
+        async with guarded(ADDRESS, "polling", 5.0):
+            await asyncio.Event().wait()
+
+    task = asyncio.create_task(polls())
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert task.cancelled()
+
+
 @pytest.mark.parametrize(
     ("error", "kind"),
     [

@@ -119,6 +119,6 @@ def test_override_runs_out_and_estop_stops_and_latches(rig: tuple) -> None:
 
 
 @pytest.mark.timeout(600)
-def test_hub_link_lost_while_moving_stops_within_the_watchdog(rig: tuple, tmp_path: Path) -> None:
+def test_hub_link_lost_while_moving_stops_within_the_watchdog(rig: tuple) -> None:
     hub_broker, robot, _agent, device = rig
-    print("\n" + watchdog_trials(hub_broker, device, robot, tmp_path / "data"))
+    print("\n" + watchdog_trials(hub_broker, device, robot))

@@ -367,7 +367,7 @@ def test_fifty_agents_three_ingests_two_workers_six_partitions_one_of_each_kille
     agents, rate, run_s = (
         _int("FLEET_AGENTS", 50),
         _int("FLEET_RATE", 20),
-        _int("FLEET_SECONDS", 60),
+        _int("FLEET_SECONDS", 30),
     )
     points = rate * run_s
     fleet6.start_roles(ingests=3, workers=2)
