@@ -1,4 +1,4 @@
-"""`outpost hub site add|list` and `outpost hub token create`.
+"""`outpost hub site add|list|layout` and `outpost hub token create`.
 
 Like `outpost hub user …`, they work on the hub's database directly and act as
 `system` in the audit log. Exit status: 0 done, 1 refused, 2 bad input.
@@ -6,13 +6,17 @@ Like `outpost hub user …`, they work on the hub's database directly and act as
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from hub.api.schemas.assets import SiteLayout
 from hub.assets.enrollment import EnrollmentTokens, NewToken
 from hub.assets.rules import check_name, check_site_id, parse_ttl
 from hub.assets.service import AssetService
@@ -24,12 +28,15 @@ from hub.cli import ConfigOption, _settings, app, token_app
 from hub.cli_users import _checked, _fail, _run
 from hub.settings import HubSettings
 from hub.storage.repositories.assets import SiteRecord
+from protocol.settings import describe_settings_error
 
 if TYPE_CHECKING:
     from hub.cli import Sessions
 
 site_app = typer.Typer(help="Sites that devices belong to.", no_args_is_help=True)
 app.add_typer(site_app, name="site")
+
+LAYOUT_DOCS = "docs/platform-engineer.md"
 
 # The CLI runs on the hub's host with its database: it may see and change everything.
 _SYSTEM = Principal(user_id=0, username=SYSTEM.name, role=Role.ADMIN, sites=None, via="jwt")
@@ -77,6 +84,43 @@ def site_list_command(config: ConfigOption = None) -> None:
     for site in _run(config, work):
         table.add_row(site.id, escape(site.name), f"{site.created_at:%Y-%m-%d %H:%M}")
     Console().print(table)
+
+
+@site_app.command("layout")
+def site_layout_command(
+    site_id: Annotated[str, typer.Argument(help="The site, e.g. plant-a.")],
+    file: Annotated[
+        Path, typer.Argument(help="Its floor plan as JSON: width_m, height_m, zones, spots.")
+    ],
+    config: ConfigOption = None,
+) -> None:
+    """Set a site's floor plan (zones, shelves, docks), drawn on the dashboard's map."""
+    layout = read_layout(file)
+
+    async def work(sessions: Sessions) -> SiteRecord:
+        return await AssetService(sessions, AuditLog(sessions)).set_site_layout(
+            _SYSTEM, site_id, layout
+        )
+
+    site = _run(config, work)
+    typer.echo(
+        f"site {site.id}: layout {layout.width_m:g} x {layout.height_m:g} m, "
+        f"{len(layout.zones)} zone(s), {len(layout.spots)} spot(s)"
+    )
+
+
+def read_layout(file: Path) -> SiteLayout:
+    """The layout in `file`; a bad file exits 2 with one line per problem, naming the file."""
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        _fail(f"{file}: cannot read it: {exc.strerror or exc}", 2)
+    except ValueError as exc:  # not UTF-8, or not JSON
+        _fail(f"{file}: not JSON: {exc}", 2)
+    try:
+        return SiteLayout.model_validate(data)
+    except ValidationError as exc:
+        _fail(describe_settings_error(exc, str(file), docs=LAYOUT_DOCS), 2)
 
 
 @token_app.command("create")

@@ -44,6 +44,7 @@ from rich.panel import Panel
 
 from edge_agent.perception.default_model import shipped_model
 from protocol.processes import stop_process, wait_healthy
+from sim.layout import scenario_layout
 from sim.scenario import default_scenario
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,19 +111,20 @@ class Demo:
             raise DemoError(f"the hub did not start ({exc}); see {self._log('hub')}") from None
 
     def set_up(self) -> str:
-        """The admin (one-time password), the site, and an operator key for the simulator."""
+        """The admin (one-time password), the site with the warehouse's floor plan (for the
+        map), and an operator key for the simulator."""
         self._run("hub", "init", "--username", ADMIN, "--password-stdin", stdin=self.password)
         self._run("hub", "site", "add", SITE)
         with httpx.Client(base_url=f"{self.url}/api/v1", timeout=10) as api:
             login = api.post("/auth/login", json={"username": ADMIN, "password": self.password})
             if not login.is_success:
                 raise DemoError(f"cannot log in as {ADMIN}: {login.text[:200]}")
-            token = login.json()["access_token"]
-            key = api.post(
-                "/auth/api-keys",
-                json={"name": "outpost demo simulator"},
-                headers={"Authorization": f"Bearer {token}"},
-            )
+            admin = {"Authorization": f"Bearer {login.json()['access_token']}"}
+            layout = scenario_layout(default_scenario(self.robots))
+            placed = api.put(f"/sites/{SITE}/layout", json=layout, headers=admin)
+            if not placed.is_success:
+                raise DemoError(f"cannot set the site's layout: {placed.text[:200]}")
+            key = api.post("/auth/api-keys", json={"name": "outpost demo simulator"}, headers=admin)
             if not key.is_success:
                 raise DemoError(f"cannot create the simulator's API key: {key.text[:200]}")
             return str(key.json()["key"])

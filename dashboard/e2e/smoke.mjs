@@ -20,6 +20,8 @@ const VIEWER = need("VIEWER_USER");
 const PASSWORD = need("PASSWORD");
 const ARTIFACTS = need("ARTIFACTS");
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+// Set when the hub has a floor plan for the device's site (outpost demo pushes the warehouse's).
+const ZONE = process.env.MAP_ZONE;
 const TIMEOUT = 20_000;
 
 mkdirSync(ARTIFACTS, { recursive: true });
@@ -79,6 +81,10 @@ try {
   await page.getByTestId("stale-banner").waitFor({ state: "detached", timeout: TIMEOUT });
   step = "the map shows the robot at its reported pose";
   await page.locator("svg.sitemap g.robot title").filter({ hasText: DEVICE_NAME }).first().waitFor({ state: "attached", timeout: TIMEOUT });
+  if (ZONE) {
+    step = `the map draws the site's floor plan (zone ${ZONE})`;
+    await page.locator("svg.sitemap g.zone title").filter({ hasText: ZONE }).first().waitFor({ state: "attached", timeout: TIMEOUT });
+  }
   await expectText(row.locator("td"), /^\d+ %$/, "the fleet list shows the robot's battery");
   step = "fleet and site STOP are in the header";
   await page.getByRole("button", { name: /^STOP fleet/ }).waitFor({ timeout: TIMEOUT });

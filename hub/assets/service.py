@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from hub.api.schemas.assets import SiteLayout
 from hub.assets.rules import check_labels, check_name, check_site_id
 from hub.audit.chain import Actor, Entry
 from hub.audit.log import AuditLog
@@ -154,6 +155,17 @@ class AssetService:
         async with transaction(self._sessions) as session:
             await self._visible_site(session, principal, site_id)
             site = await repo.rename_site(session, site_id=site_id, name=name)
+        assert site is not None  # noqa: S101 - checked in the same transaction
+        return site
+
+    async def set_site_layout(
+        self, principal: Principal, site_id: str, layout: SiteLayout | None
+    ) -> SiteRecord:
+        """Replace a site's floor plan; None removes it."""
+        stored = None if layout is None else layout.model_dump(mode="json")
+        async with transaction(self._sessions) as session:
+            await self._visible_site(session, principal, site_id)
+            site = await repo.set_site_layout(session, site_id=site_id, layout=stored)
         assert site is not None  # noqa: S101 - checked in the same transaction
         return site
 

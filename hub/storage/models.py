@@ -332,6 +332,8 @@ class Site(Base):
     id: Mapped[str] = mapped_column(String(DEVICE_LEN), primary_key=True)
     name: Mapped[str] = mapped_column(String(NAME_LEN))
     created_at: Mapped[datetime]
+    layout: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
+    """Its floor plan (`hub.api.schemas.assets.SiteLayout` as JSON); null for none."""
 
 
 class DeviceGroup(Base):

@@ -116,6 +116,7 @@ def test_the_demo_in_a_browser(tmp_path: Path) -> None:
                 "ADMIN_USER": "admin",
                 "VIEWER_USER": "vic",
                 "PASSWORD": password,
+                "MAP_ZONE": "danger",  # the demo puts the warehouse's floor plan on the map
                 "ARTIFACTS": str(artifacts_dir() / "demo"),
                 "CHROMIUM": CHROMIUM,
             },

@@ -6,6 +6,8 @@ import type { components, paths } from "./schema";
 
 export type Schemas = components["schemas"];
 export type Device = Schemas["DeviceOut"];
+export type Site = Schemas["SiteOut"];
+export type SiteLayout = Schemas["SiteLayout"];
 export type Command = Schemas["CommandOut"];
 export type Principal = Schemas["PrincipalOut"];
 export type Role = Schemas["Role"];

@@ -1,9 +1,11 @@
 "use client";
-// The site drawn by hand in SVG (no tile server): a metre grid, robots at their odometry pose
+// The site drawn by hand in SVG (no tile server): a metre grid, the site's floor plan when it
+// has one (zones, shelves, docks and chargers, set by an admin), robots at their odometry pose
 // with a heading wedge, and what their cameras see as markers. Detections carry image boxes,
 // not world positions, so a marker is placed ahead of the robot along the box's bearing
 // (assumed 60° field of view, nearer for taller boxes): an approximation, drawn dashed.
-import type { MouseEvent } from "react";
+import { useId, type MouseEvent } from "react";
+import type { SiteLayout } from "@/api/client";
 import type { Frame, Pose } from "@/lib/live";
 
 export interface MapRobot {
@@ -17,6 +19,8 @@ export interface MapRobot {
 
 interface Props {
   robots: MapRobot[];
+  /** The site's floor plan (null or absent: the bare grid). */
+  layout?: SiteLayout | null;
   path?: { x: number; y: number }[];
   focus?: string;
   onPick?: (x: number, y: number) => void;
@@ -38,6 +42,27 @@ function bounds(points: { x: number; y: number }[], height: number) {
   return { minX, minY, scale, maxX: minX + W / scale, maxY: minY + height / scale };
 }
 
+/** Every point the floor plan covers: its extent from (0, 0), its zones and its spots. */
+function layoutPoints(layout: SiteLayout | null | undefined): { x: number; y: number }[] {
+  if (!layout) return [];
+  return [
+    { x: 0, y: 0 },
+    { x: layout.width_m, y: layout.height_m },
+    ...(layout.zones ?? []).flatMap((z) => z.polygon.map(([x, y]) => ({ x, y }))),
+    ...(layout.spots ?? []),
+  ];
+}
+
+/** Where a zone's name goes, in metres: centred, near the top of a tall zone (so it stays
+ * clear of the docks and chargers inside it), mid-height in a low one (a shelf). */
+function labelAt(polygon: [number, number][], scale: number): { x: number; y: number } {
+  const xs = polygon.map(([x]) => x);
+  const ys = polygon.map(([, y]) => y);
+  const [top, bottom] = [Math.max(...ys), Math.min(...ys)];
+  const x = (Math.min(...xs) + Math.max(...xs)) / 2;
+  return { x, y: (top - bottom) * scale > 40 ? top - 8 / scale : (top + bottom) / 2 };
+}
+
 function markers(robot: MapRobot) {
   const frame = robot.frame;
   if (!frame) return [];
@@ -57,8 +82,12 @@ function markers(robot: MapRobot) {
   });
 }
 
-export function SiteMap({ robots, path = [], focus, onPick, height = 420 }: Props) {
-  const all = [...robots.map((r) => r.pose), ...path];
+export function SiteMap({ robots, layout, path = [], focus, onPick, height = 420 }: Props) {
+  // An SVG pattern's id is document-wide: one per map, in characters url(#…) takes as they are.
+  const hatch = `hatch-${useId().replace(/[^A-Za-z0-9_-]/g, "")}`;
+  const zones = layout?.zones ?? [];
+  const spots = layout?.spots ?? [];
+  const all = [...robots.map((r) => r.pose), ...path, ...layoutPoints(layout)];
   const { minX, minY, maxX, maxY, scale } = bounds(all, height);
   const sx = (x: number) => (x - minX) * scale;
   const sy = (y: number) => height - (y - minY) * scale; // y up, like the robot's frame
@@ -80,11 +109,46 @@ export function SiteMap({ robots, path = [], focus, onPick, height = 420 }: Prop
       className={`sitemap${onPick ? " picking" : ""}`}
       viewBox={`0 0 ${W} ${height}`}
       role="img"
-      aria-label={`Site map: ${robots.length} robot(s), grid ${grid} m`}
+      aria-label={`Site map: ${robots.length} robot(s), ${zones.length} zone(s), grid ${grid} m`}
       onClick={pick}
     >
+      <defs>
+        <pattern id={hatch} width={8} height={8} patternUnits="userSpaceOnUse" patternTransform="rotate(45)">
+          <rect width={8} height={8} className="hatch-ground" />
+          <line x1={0} y1={0} x2={0} y2={8} className="hatch-line" />
+        </pattern>
+      </defs>
       <rect width={W} height={height} className="floor" />
       <g className="grid">{lines}</g>
+      {layout && (
+        <g className="layout">
+          <rect className="site-outline" x={sx(0)} y={sy(layout.height_m)} width={layout.width_m * scale} height={layout.height_m * scale} />
+          {zones.map((z, i) => {
+            const at = labelAt(z.polygon, scale);
+            return (
+              <g key={`z${i}`} className={`zone ${z.kind}`}>
+                <title>{`${z.name} (${z.kind.replace("_", " ")})`}</title>
+                <polygon
+                  points={z.polygon.map(([x, y]) => `${sx(x)},${sy(y)}`).join(" ")}
+                  style={z.kind === "keep_out" ? { fill: `url(#${hatch})` } : undefined}
+                />
+                <text x={sx(at.x)} y={sy(at.y)} textAnchor="middle" dominantBaseline="central">
+                  {z.name}
+                </text>
+              </g>
+            );
+          })}
+          {spots.map((p, i) => (
+            <g key={`s${i}`} className={`spot ${p.kind}`} transform={`translate(${sx(p.x)},${sy(p.y)})`}>
+              <title>{`${p.name} (${p.kind})`}</title>
+              <rect x={-4} y={-4} width={8} height={8} />
+              <text x={7} y={0} dominantBaseline="central">
+                {p.name}
+              </text>
+            </g>
+          ))}
+        </g>
+      )}
       {path.length > 0 && (
         <polyline className="plan" points={path.map((p) => `${sx(p.x)},${sy(p.y)}`).join(" ")} />
       )}

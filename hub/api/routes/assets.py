@@ -8,6 +8,7 @@ sites in their scope, and anything outside it answers 404 as if it did not exist
 | `GET` sites, a site, its groups, devices, a device | viewer |
 | `POST /sites/{id}/groups`, `PATCH /devices/{id}` | operator |
 | `POST /sites`, `PATCH`/`DELETE /sites/{id}`, `DELETE /devices/{id}` | admin |
+| `PUT`/`DELETE /sites/{id}/layout` (the map's floor plan) | admin |
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from hub.api.schemas.assets import (
     GroupOut,
     Kind,
     SiteCreate,
+    SiteLayout,
     SiteOut,
     SitePatch,
 )
@@ -46,7 +48,8 @@ SCOPED = {**AUTHED, **NOT_FOUND}
 
 
 def _site(site: SiteRecord) -> SiteOut:
-    return SiteOut(id=site.id, name=site.name, created_at=site.created_at)
+    layout = None if site.layout is None else SiteLayout.model_validate(site.layout)
+    return SiteOut(id=site.id, name=site.name, created_at=site.created_at, layout=layout)
 
 
 def _group(group: GroupRecord) -> GroupOut:
@@ -126,6 +129,33 @@ async def rename_site(
 async def delete_site(site_id: str, principal: AdminPrincipal, assets: AssetsDep) -> Response:
     """Delete the site, its groups and its unused tokens; 409 while it has devices."""
     await assets.delete_site(principal, site_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.put(
+    "/sites/{site_id}/layout",
+    summary="Set a site's floor plan (admin)",
+    response_model=SiteOut,
+    responses=SCOPED,
+)
+async def set_site_layout(
+    site_id: str, body: SiteLayout, principal: AdminPrincipal, assets: AssetsDep
+) -> SiteOut:
+    """Replace the zones, shelves and docks the dashboard's map draws for the site."""
+    return _site(await assets.set_site_layout(principal, site_id, body))
+
+
+@router.delete(
+    "/sites/{site_id}/layout",
+    summary="Remove a site's floor plan (admin)",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=SCOPED,
+)
+async def delete_site_layout(
+    site_id: str, principal: AdminPrincipal, assets: AssetsDep
+) -> Response:
+    """The map shows the bare grid again; 204 also when the site had no layout."""
+    await assets.set_site_layout(principal, site_id, None)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

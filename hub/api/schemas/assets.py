@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from hub.api.schemas.auth import Body, RowId
 from hub.assets.rules import MAX_TTL_S, MIN_TTL_S, check_labels, check_name, check_site_id
@@ -34,12 +34,70 @@ class SitePatch(Body):
     name: DisplayName
 
 
+LAYOUT_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:\-]{0,63}$"
+"""A zone or spot name: the grammar of the agents' (and the simulator's) zone names."""
+MAX_METRES = 10_000.0
+MAX_LAYOUT_ITEMS = 200
+LayoutName = Annotated[str, Field(pattern=LAYOUT_NAME_PATTERN)]
+Metres = Annotated[float, Field(ge=-MAX_METRES, le=MAX_METRES, allow_inf_nan=False)]
+Extent = Annotated[float, Field(gt=0.0, le=MAX_METRES, allow_inf_nan=False)]
+ZoneKind = Literal["danger", "keep_out", "dock", "charging", "aisle", "shelf", "other"]
+SpotKind = Literal["dock", "charging", "other"]
+
+
+class LayoutZone(Body):
+    """A named floor area: a polygon of [x, y] points in site metres (x east, y north)."""
+
+    name: Annotated[LayoutName, Field(examples=["danger"])]
+    kind: ZoneKind
+    polygon: Annotated[
+        list[tuple[Metres, Metres]],
+        Field(min_length=3, max_length=64, examples=[[[31, 2], [34, 2], [34, 22], [31, 22]]]),
+    ]
+
+    @model_validator(mode="after")
+    def _has_area(self) -> Self:
+        if abs(twice_area(self.polygon)) < 1e-9:
+            raise ValueError(f"zone {self.name!r}: polygon has no area")
+        return self
+
+
+class LayoutSpot(Body):
+    """A named point on the floor: a dock door, a charging pad."""
+
+    name: Annotated[LayoutName, Field(examples=["dock-1"])]
+    kind: SpotKind
+    x: Metres
+    y: Metres
+
+
+class SiteLayout(Body):
+    """A site's floor plan for the map: its extent from (0, 0), zones and spots, in metres."""
+
+    width_m: Extent
+    height_m: Extent
+    zones: list[LayoutZone] = Field(default_factory=list, max_length=MAX_LAYOUT_ITEMS)
+    spots: list[LayoutSpot] = Field(default_factory=list, max_length=MAX_LAYOUT_ITEMS)
+
+
+def twice_area(polygon: list[tuple[float, float]]) -> float:
+    """Twice the polygon's signed area (shoelace formula; positive counter-clockwise).
+
+    Example:
+        >>> twice_area([(0, 0), (2, 0), (2, 1)]), twice_area([(0, 0), (1, 1), (2, 2)])
+        (2.0, 0.0)
+    """
+    ring = [*polygon[1:], polygon[0]]
+    return float(sum(x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in zip(polygon, ring, strict=True)))
+
+
 class SiteOut(BaseModel):
-    """A site."""
+    """A site, with its floor plan when one was set."""
 
     id: str
     name: str
     created_at: datetime
+    layout: SiteLayout | None = Field(description="Null until an admin sets one.")
 
 
 class GroupCreate(Body):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, text, update
+from sqlalchemy import delete, func, null, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,6 +30,8 @@ class SiteRecord:
     id: str
     name: str
     created_at: datetime
+    layout: dict[str, Any] | None = None
+    """The floor plan as stored (the API's `SiteLayout` as JSON), or None."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +73,7 @@ class DeviceFilter:
 
 
 def _site(row: Site) -> SiteRecord:
-    return SiteRecord(row.id, row.name, row.created_at)
+    return SiteRecord(row.id, row.name, row.created_at, row.layout)
 
 
 def _group(row: DeviceGroup) -> GroupRecord:
@@ -137,6 +139,16 @@ async def rename_site(session: AsyncSession, *, site_id: str, name: str) -> Site
     row.name = name
     await session.flush()
     return _site(row)
+
+
+@translated
+async def set_site_layout(
+    session: AsyncSession, *, site_id: str, layout: dict[str, Any] | None
+) -> SiteRecord | None:
+    """Replace the site's layout (None clears it: SQL NULL); None when there is no such site."""
+    value = null() if layout is None else layout  # not JSON `null`: "no layout" is SQL NULL
+    await session.execute(update(Site).where(Site.id == site_id).values(layout=value))
+    return await get_site(session, site_id=site_id)
 
 
 @translated

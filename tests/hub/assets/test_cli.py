@@ -1,7 +1,8 @@
-"""`outpost hub site add|list` and `outpost hub token create` on a SQLite hub."""
+"""`outpost hub site add|list|layout` and `outpost hub token create` on a SQLite hub."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from outpost.cli import app
+from sim.layout import scenario_layout
+from sim.scenario import default_scenario
 
 
 @pytest.fixture
@@ -46,3 +49,39 @@ def test_bad_input_exits_2(config: Path) -> None:
     no_group = run(config, "token", "create", "--site", "plant-a", "--group", "nope")
     assert no_group.exit_code == 2
     assert "has no group" in no_group.output
+
+
+def test_site_layout_sets_the_floor_plan_from_a_json_file(config: Path, tmp_path: Path) -> None:
+    run(config, "site", "add", "plant-a")
+    good = tmp_path / "layout.json"
+    good.write_text(json.dumps(scenario_layout(default_scenario(2))))
+    placed = run(config, "site", "layout", "plant-a", str(good))
+    assert placed.exit_code == 0, placed.output
+    assert "plant-a: layout 40 x 24 m, 11 zone(s), 7 spot(s)" in placed.output
+    assert run(config, "site", "layout", "plant-z", str(good)).exit_code == 1  # no such site
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        (None, "cannot read it"),
+        ("{not json", "not JSON"),
+        (
+            '{"width_m": 40, "height_m": 24, "zones": [{"name": "a", "kind": "lava"}]}',
+            "zones.0.kind",
+        ),
+        ('{"width_m": 40}', "height_m: required key is missing"),
+    ],
+)
+def test_a_bad_layout_file_exits_2_naming_the_file(
+    config: Path, tmp_path: Path, text: str | None, said: str
+) -> None:
+    run(config, "site", "add", "plant-a")
+    file = tmp_path / "layout.json"
+    if text is not None:
+        file.write_text(text)
+    refused = run(config, "site", "layout", "plant-a", str(file))
+    assert refused.exit_code == 2
+    flat = "".join(refused.output.split())  # the console wraps long lines anywhere
+    assert f"{file}:" in flat
+    assert "".join(said.split()) in flat

@@ -90,6 +90,8 @@ MIN_ROLE: dict[tuple[str, str], Role] = {
     ("GET", "/api/v1/sites/{site_id}"): Role.VIEWER,
     ("PATCH", "/api/v1/sites/{site_id}"): Role.ADMIN,
     ("DELETE", "/api/v1/sites/{site_id}"): Role.ADMIN,
+    ("PUT", "/api/v1/sites/{site_id}/layout"): Role.ADMIN,
+    ("DELETE", "/api/v1/sites/{site_id}/layout"): Role.ADMIN,
     ("GET", "/api/v1/sites/{site_id}/groups"): Role.VIEWER,
     ("POST", "/api/v1/sites/{site_id}/groups"): Role.OPERATOR,
     ("POST", "/api/v1/sites/{site_id}/estop"): Role.OPERATOR,
@@ -115,6 +117,14 @@ REQUESTS: dict[tuple[str, str], Call] = {
     ("DELETE", "/api/v1/sites/{site_id}"): Call(success=frozenset({409})),
     ("POST", "/api/v1/sites/{site_id}/groups"): Call(_group),
     ("POST", "/api/v1/sites/{site_id}/estop"): Call({"reason": "drill"}),
+    ("PUT", "/api/v1/sites/{site_id}/layout"): Call(
+        {
+            "width_m": 40.0,
+            "height_m": 24.0,
+            "zones": [{"name": "danger", "kind": "danger", "polygon": [[0, 0], [4, 0], [4, 4]]}],
+            "spots": [{"name": "dock-1", "kind": "dock", "x": 38.0, "y": 6.0}],
+        }
+    ),
 }
 
 

@@ -1,7 +1,7 @@
 "use client";
 import { useSearchParams } from "next/navigation";
 import { Suspense, useCallback, useEffect, useState } from "react";
-import { api, can, type Command, type Device, type Schemas } from "@/api/client";
+import { api, can, type Command, type Device, type Schemas, type SiteLayout } from "@/api/client";
 import { CameraView, SnapshotView } from "@/components/CameraView";
 import { Chart } from "@/components/Chart";
 import { CommandPanel } from "@/components/CommandPanel";
@@ -41,6 +41,13 @@ function DevicePage() {
   const [error, setError] = useState("");
   const [path, setPath] = useState<{ x: number; y: number }[]>([]);
   const [stored, setStored] = useState<Frame | null>(null);
+  const [layout, setLayout] = useState<SiteLayout | null>(null);
+  const siteId = device?.site_id;
+
+  useEffect(() => {
+    if (!siteId) return;
+    void api.GET("/api/v1/sites/{site_id}", { params: { path: { site_id: siteId } } }).then(({ data }) => setLayout(data?.layout ?? null));
+  }, [siteId]);
 
   useEffect(() => {
     if (!id) return;
@@ -84,6 +91,7 @@ function DevicePage() {
           <SiteMap
             height={300}
             focus={id}
+            layout={layout}
             robots={pose ? [{ id, name: device.name, pose, stopped: isStopped(state), online: state.online === true, frame: frame ?? undefined }] : []}
             path={path}
             onPick={operator ? (x, y) => setPath((p) => [...p, { x, y }]) : undefined}

@@ -7,6 +7,7 @@ import { SiteMap, type MapRobot } from "@/components/SiteMap";
 import { useAuth } from "@/lib/auth";
 import { bufferText, isStopped, modelText, stateOf, stopText, useDevices } from "@/lib/devices";
 import { useLive } from "@/lib/live";
+import { layoutOf, useSites } from "@/lib/sites";
 import { METRICS } from "@/lib/telemetry";
 
 export default function FleetPage() {
@@ -25,6 +26,11 @@ export default function FleetPage() {
       }),
     [devices, live.poses, live.states, live.frames],
   );
+  const sites = useSites();
+  // One map, one floor plan: each site has a frame of its own, so with several sites in scope
+  // the map draws the plan of the first robot's site (devices come sorted by id).
+  const firstSite = devices.find((d) => d.id === robots[0]?.id)?.site_id;
+  const layout = layoutOf(sites, sites.length === 1 ? undefined : firstSite);
 
   return (
     <div className="page">
@@ -32,10 +38,18 @@ export default function FleetPage() {
       <section className="card" aria-labelledby="map-title">
         <h2 id="map-title">Site map</h2>
         {robots.length === 0 ? <p className="muted">No robot has reported a position yet.</p> : null}
-        <SiteMap robots={robots} />
+        <SiteMap robots={robots} layout={layout} />
         <p className="legend muted">
           ● robot (red: stopped, grey: offline) ▶ heading · <span className="person">●</span> person ·{" "}
           <span className="forklift">■</span> forklift (bearing from the camera, distance approximate)
+          {layout && (
+            <>
+              {" "}
+              · zones: <span className="zone-key danger">danger</span> <span className="zone-key keep_out">keep out</span>{" "}
+              <span className="zone-key dock">dock</span> <span className="zone-key charging">charging</span>{" "}
+              <span className="zone-key shelf">shelf</span>
+            </>
+          )}
         </p>
       </section>
       <section className="card" aria-labelledby="list-title">
