@@ -96,7 +96,16 @@ def status(
         if model
         else "none",
     )
+    table.add_row("detect API", _detect_api(doc.get("detect_api")))
     _out.print(table)
+
+
+def _detect_api(api: dict[str, str] | None) -> str:
+    if not api:
+        return "off"
+    if "error" in api:
+        return f"[red]not listening[/] ({escape(api['error'])})"
+    return escape(api.get("url", "?"))
 
 
 def _dropped(dropped: dict[str, Any]) -> str:

@@ -29,6 +29,7 @@ from pydantic_settings import SettingsConfigDict
 
 from edge_agent.errors import ConfigError
 from edge_agent.perception.camera_config import CameraList
+from edge_agent.perception.detect_api import DetectApiSection
 from edge_agent.perception.model_config import ModelSection
 from edge_agent.perception.pipeline import PerceptionSection
 from edge_agent.sections import PositiveSeconds, Section
@@ -283,6 +284,16 @@ class AgentSettings(EnvOverFileSettings):
     perception: PerceptionSection = PerceptionSection()
     model: ModelSection = ModelSection()
     metrics: MetricsSection = MetricsSection()
+    detect_api: DetectApiSection = DetectApiSection()
+
+    @model_validator(mode="after")
+    def _ports_differ(self) -> AgentSettings:
+        port = self.detect_api.port
+        if port and port == self.metrics.port:
+            raise ValueError(
+                f"[detect_api] port {port} is [metrics] port too: give one of them another port"
+            )
+        return self
 
     @model_validator(mode="after")
     def _cameras_exist(self) -> AgentSettings:

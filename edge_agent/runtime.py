@@ -27,6 +27,7 @@ from edge_agent.errors import AgentError, ConfigError
 from edge_agent.metrics import AgentMetrics
 from edge_agent.outbox import Outbox, OutboxStats
 from edge_agent.perception.default_model import shipped_model
+from edge_agent.perception.detect_api import DETECT_PATH, DetectApi, DetectApiError
 from edge_agent.perception.detector import ModelError
 from edge_agent.perception.models import ModelManager, manager_for
 from edge_agent.perception.pipeline import ActiveModel, local_model
@@ -101,6 +102,8 @@ class Agent:
         self._model: ActiveModel | None = None
         self.models: ModelManager | None = None
         self.perception: Perception | None = None
+        self.detect_api: DetectApi | None = None
+        self._detect_api_status: dict[str, str] | None = None
 
     def stop(self) -> None:
         """Ask the agent to flush and exit (what SIGTERM does)."""
@@ -169,7 +172,8 @@ class Agent:
         await self.models.load_active()
         executor.on_model = self.models.receive
         local = cfg.perception.model
-        if local is None and cfg.cameras and cfg.perception.default_model:
+        wants_model = bool(cfg.cameras) or cfg.detect_api.port != 0
+        if local is None and wants_model and cfg.perception.default_model:
             local = shipped_model()
             if local is None:
                 logger.warning("no [perception] model and this install has no shipped detector")
@@ -188,18 +192,37 @@ class Agent:
         )
         executor.handlers[CommandType.CAPTURE] = self._capture
         metrics = AgentMetrics.serve(cfg.metrics.host, cfg.metrics.port)
+        self._start_detect_api()
         logger.info(
             "agent %s starting: device %s, stream %s", __version__, cfg.device.id, outbox.stream
         )
         try:
             await self._loops(outbox, uplink, batcher, metrics)
         finally:
+            if self.detect_api is not None:
+                await asyncio.to_thread(self.detect_api.close)
             await batcher.flush()
             self._stats = await outbox.stats()
             self._write_status(uplink, outbox)
             await outbox.close()
             metrics.close()
             logger.info("agent stopped")
+
+    def _start_detect_api(self) -> None:
+        """`[detect_api]`: serve `POST /v1/detect` with the active model. An address it cannot
+        listen on is logged and shown by `edge-agent status`; the agent runs on without it."""
+        section = self.settings.detect_api
+        if not section.port:
+            return
+        api = DetectApi(section, self.active_model)
+        try:
+            api.start()
+        except DetectApiError as exc:
+            logger.error("%s; the agent runs without the detect API", exc)  # noqa: TRY400
+            self._detect_api_status = {"error": str(exc)}
+            return
+        self.detect_api = api
+        self._detect_api_status = {"url": api.url + DETECT_PATH}
 
     async def _loops(
         self, outbox: Outbox, uplink: Uplink, batcher: Batcher, metrics: AgentMetrics
@@ -393,6 +416,7 @@ class Agent:
             estop=self.supervisor.status.model_dump(mode="json"),
             last_command=self.executor.last_command if self.executor else None,
             model=active.ref.model_dump(mode="json") if (active := self.active_model()) else None,
+            detect_api=self._detect_api_status,
         )
         write_status_file(self.settings, snapshot)
 
@@ -415,6 +439,7 @@ def status_snapshot(
     estop: dict[str, Any] | None = None,
     last_command: str | None = None,
     model: dict[str, Any] | None = None,
+    detect_api: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """What `edge-agent status` shows about a running agent."""
     link = asdict(uplink.status)
@@ -429,6 +454,7 @@ def status_snapshot(
         "estop": estop,
         "last_command": last_command,
         "model": model,
+        "detect_api": detect_api,
         "outbox": _stats_json(stats) if stats else None,
     }
 

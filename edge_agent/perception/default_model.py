@@ -2,8 +2,9 @@
 
 Trained by `training/` on simulator images (person, forklift, robot), small enough for
 an edge CPU; its `card.json` beside it gives mAP on a held-out simulated set, CPU latency
-and the drift baseline. An agent with cameras runs it when `[perception] model` is not
-set and no model was activated from the hub, unless `[perception] default_model = false`.
+and the drift baseline. An agent with cameras (or with `[detect_api]` on) runs it when
+`[perception] model` is not set and no model was activated from the hub, unless
+`[perception] default_model = false`.
 
     >>> shipped_model() in (None, SHIPPED_MODEL)
     True

@@ -6,6 +6,10 @@ never queues them): detect with whatever model is active *now* (a model swap tak
 effect between two frames), evaluate the zones and rules, count drift statistics,
 offer the frame to the retraining capture, and draw a snapshot when a rule fired.
 
+`detect_frame` is the detection step alone (the active model's detector, objects capped
+as a frame result holds them); the pipeline calls it for every frame, and the local
+detect API (`detect_api.py`) for every request, so both report the same boxes.
+
 `run_pipeline` is the async side: for each processed frame it first hands stop
 condition changes to the safety supervisor (the stop path never waits behind the
 rest), then queues the rule events, the frame result, the drift points and the
@@ -19,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -34,7 +39,7 @@ from edge_agent.perception.camera import Camera, CameraEnded, CameraFrame
 from edge_agent.perception.camera_config import CameraSection
 from edge_agent.perception.camera_sources import Image
 from edge_agent.perception.capture import CaptureSection, CaptureStore
-from edge_agent.perception.detector import Detector, DetectorOptions
+from edge_agent.perception.detector import Detections, Detector, DetectorOptions
 from edge_agent.perception.drift import DriftSection, DriftWindow
 from edge_agent.perception.rules import (
     ConditionChange,
@@ -115,6 +120,19 @@ def local_model(path: Path, options: DetectorOptions) -> ActiveModel:
     return ActiveModel(detector, ModelRef(name=name, version=version, sha256=sha))
 
 
+def detect_frame(active: ActiveModel, image: Image) -> Detections:
+    """The objects in one BGR frame as a frame result reports them (at most
+    `MAX_OBJECTS_PER_FRAME`, best first), with the stage timings. Blocks.
+
+    The one detection step of the agent: the camera pipeline and the detect API both call
+    it, so the same image gives the same boxes through either.
+    """
+    found = active.detector.detect(image)
+    if len(found.objects) <= MAX_OBJECTS_PER_FRAME:
+        return found
+    return dataclasses.replace(found, objects=found.objects[:MAX_OBJECTS_PER_FRAME])
+
+
 class FramePipeline:
     """One camera's synchronous per-frame work (call `process` from one thread at a time)."""
 
@@ -141,8 +159,8 @@ class FramePipeline:
         active = self._models()
         if active is None:
             return None
-        found = active.detector.detect(frame.image)
-        objects = found.objects[:MAX_OBJECTS_PER_FRAME]
+        found = detect_frame(active, frame.image)
+        objects = found.objects
         evaluation = self.rules.evaluate(frame.ts, objects)
         detected_at = time.monotonic()
         result = FrameResult(

@@ -1,0 +1,97 @@
+"""`edge-agent run` with `[detect_api]`: the real agent answers `POST /v1/detect` with
+the objects its camera pipeline sends to the broker for the same image.
+
+The camera is a PNG file (read losslessly, looping), so the pipeline and the API see the
+very same pixels; the model is the shipped detector (no `[perception] model`). Status
+names the API's address; SIGTERM closes the port.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+import tomli_w
+
+from protocol import DetectionBatch
+from protocol.models import DetectedObject
+from tests.edge_agent.sim_scene import encoded, person_and_forklift
+from tests.integration.edge.robotrig import status
+from tests.integration.harness import (
+    AgentProcess,
+    WatermarkResponder,
+    agent_config,
+    free_port,
+    running_responder,
+    wait_for,
+)
+
+
+def frame_objects(responder: WatermarkResponder, device: str) -> list[DetectedObject] | None:
+    """The objects of the first frame result the agent sent, once one arrived."""
+    for arrival in list(responder.arrivals):
+        body = arrival.envelope.body
+        if arrival.device == device and isinstance(body, DetectionBatch):
+            return body.frames[0].objects
+    return None
+
+
+def iou(a: dict[str, float], b: dict[str, float]) -> float:
+    w = max(0.0, min(a["x2"], b["x2"]) - max(a["x1"], b["x1"]))
+    h = max(0.0, min(a["y2"], b["y2"]) - max(a["y1"], b["y1"]))
+    inter = w * h
+    area = (a["x2"] - a["x1"]) * (a["y2"] - a["y1"]) + (b["x2"] - b["x1"]) * (b["y2"] - b["y1"])
+    return inter / (area - inter)
+
+
+@pytest.mark.timeout(180)
+def test_the_running_agent_detects_a_posted_image_as_its_camera_pipeline_does(
+    tmp_path: Path, mqtt_url: str, run_id: str
+) -> None:
+    device = f"det-{run_id}"
+    data = tmp_path / "data"
+    png = encoded(person_and_forklift(), ".png")
+    (tmp_path / "scene.png").write_bytes(png)
+    port = free_port()
+    cfg = agent_config(
+        tmp_path / "agent.toml",
+        device=device,
+        data_dir=data,
+        mqtt_url=mqtt_url,
+        detect_api={"port": port},
+    )
+    camera = {"name": "front", "source": f"file:{tmp_path / 'scene.png'}", "fps": 2}
+    perception = {"batch_delay_s": 0.2, "drift": {"enabled": False}}
+    # Top-level keys must come before any table: the extra settings go first.
+    cfg.write_text(tomli_w.dumps({"cameras": [camera], "perception": perception}) + cfg.read_text())
+    url = f"http://127.0.0.1:{port}/v1/detect"
+    agent = AgentProcess(cfg, tmp_path / "agent.log")
+    with running_responder(mqtt_url, client_id=f"resp-{run_id}") as responder:
+        agent.start()
+        try:
+            wait_for(lambda: frame_objects(responder, device) is not None, 90, "detections")
+            sent = frame_objects(responder, device)
+            assert sent is not None
+            assert {o.cls for o in sent} >= {"person", "forklift"}
+            assert (status(data).get("detect_api") or {}).get("url") == url
+
+            with httpx.Client(timeout=30) as client:
+                answer = client.post(url, content=png, headers={"Content-Type": "image/png"})
+                assert answer.status_code == 200, answer.text
+                objects = answer.json()["objects"]
+                assert [o["cls"] for o in objects] == [o.cls for o in sent]
+                for got, want in zip(objects, sent, strict=True):
+                    assert iou(got["box"], want.box.model_dump()) >= 0.99
+                    assert got["conf"] == pytest.approx(want.conf, abs=1e-6)
+                assert answer.json()["model"]["name"] == "outpost-sim-detector"
+
+                bad = client.post(url, content=b"GIF89a", headers={"Content-Type": "image/png"})
+                assert bad.status_code == 400
+                assert bad.json()["error"].startswith("not a JPEG or PNG image")
+
+            assert agent.terminate() == 0
+            with pytest.raises(httpx.ConnectError):
+                httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=5)
+        finally:
+            agent.ensure_stopped()
