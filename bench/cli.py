@@ -189,7 +189,7 @@ def detect_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     model: Annotated[
         Path | None,
-        typer.Option(help="YOLO ONNX detector (default: models/default.onnx when present)."),
+        typer.Option(help="YOLO ONNX detector (default: the shipped models/outpost-sim-detector)."),
     ] = None,
     seconds: Annotated[
         float, typer.Option(min=0.1, max=600, help="Seconds per side and thread setting.")

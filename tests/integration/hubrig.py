@@ -13,9 +13,13 @@ import secrets
 import signal
 import subprocess
 import sys
+from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import asyncpg
+import orjson
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 
 from protocol.processes import stop_process, wait_healthy
@@ -130,6 +134,29 @@ async def _drop_run(pg_dsn: str, kafka: str, run_id: str) -> None:
         await admin.close()
 
 
+async def topic_records(kafka: str, topic: str) -> dict[int, list[ConsumerRecord[bytes, bytes]]]:
+    """Every record of `topic` now, per partition in offset order (no group, no commits)."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=kafka, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        partitions = sorted(consumer.assignment())
+        assert partitions, f"no partitions for {topic}"
+        starts = await consumer.beginning_offsets(partitions)
+        for tp in partitions:
+            consumer.seek(tp, starts[tp])
+        ends = await consumer.end_offsets(partitions)
+        out: dict[int, list[ConsumerRecord[bytes, bytes]]] = defaultdict(list)
+        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            for tp, records in batches.items():
+                out[tp.partition] += records
+        return out
+    finally:
+        await consumer.stop()
+
+
 async def pg_counter_values(pg_dsn: str, run_id: str, device: str) -> list[float]:
     """The stored values of a device's `synthetic.counter` metric, ascending."""
     conn = await asyncpg.connect(pg_dsn)
@@ -164,22 +191,43 @@ class HubStack:
         self.ingest.start()
         self.worker.start()
 
-    def telemetry(self, device: str) -> list[tuple[str, str, int, float]]:
-        """(stream, boot, seq, value) of every stored `synthetic.counter` point of `device`."""
+    def _fetch(self, sql: str, *args: object) -> list[asyncpg.Record]:
+        """The rows of one query; `{s}` in `sql` stands for the run's schema."""
 
-        async def fetch() -> list[tuple[str, str, int, float]]:
+        async def fetch() -> list[asyncpg.Record]:
             conn = await asyncpg.connect(self.pg_dsn)
             try:
-                rows = await conn.fetch(
-                    f"SELECT stream, tags->>'boot' AS boot, seq, value FROM \"t_{self.run_id}\"."  # noqa: S608
-                    "telemetry WHERE device = $1 AND metric = 'synthetic.counter'",
-                    device,
-                )
+                return list(await conn.fetch(sql.format(s=f'"t_{self.run_id}"'), *args))
             finally:
                 await conn.close()
-            return [(r["stream"], r["boot"], r["seq"], r["value"]) for r in rows]
 
         return asyncio.run(fetch())
+
+    def telemetry(self, device: str) -> list[tuple[str, str, int, float]]:
+        """(stream, boot, seq, value) of every stored `synthetic.counter` point of `device`."""
+        rows = self._fetch(
+            "SELECT stream, tags->>'boot' AS boot, seq, value FROM {s}.telemetry "
+            "WHERE device = $1 AND metric = 'synthetic.counter'",
+            device,
+        )
+        return [(r["stream"], r["boot"], r["seq"], r["value"]) for r in rows]
+
+    def state(self, device: str) -> dict[str, Any] | None:
+        """The device's latest state as the hub stored it (`device_status.state`), if any."""
+        rows = self._fetch("SELECT state FROM {s}.device_status WHERE device = $1", device)
+        return dict(orjson.loads(rows[0]["state"])) if rows else None
+
+    def telemetry_arrivals(self, device: str) -> list[tuple[float, dict[str, Any]]]:
+        """(seconds since the epoch Kafka took it, envelope) of each telemetry record of
+        `device` that the ingest produced, re-sends included, in partition order."""
+        topic = f"t{self.run_id}.telemetry.raw"
+        records = asyncio.run(topic_records(self.kafka, topic))
+        return [
+            (r.timestamp / 1000, orjson.loads(r.value or b"{}"))
+            for rows in records.values()
+            for r in rows
+            if r.key == device.encode()
+        ]
 
     def gaps(self, device: str) -> dict[str, tuple[int, int]]:
         """Streams of `device` whose watermark is below a stored seq: {stream: (mark, max)}.
@@ -187,23 +235,14 @@ class HubStack:
         The watermark is the highest seq below which every envelope (of any channel) is
         stored; once an agent has drained, it must reach the highest seq stored.
         """
-
-        async def fetch() -> dict[str, tuple[int, int]]:
-            schema = f'"t_{self.run_id}"'
-            conn = await asyncpg.connect(self.pg_dsn)
-            try:
-                rows = await conn.fetch(
-                    f"SELECT t.stream, coalesce(m.seq, 0) AS mark, max(t.seq) AS top "  # noqa: S608
-                    f"FROM {schema}.telemetry t LEFT JOIN {schema}.stream_marks m "
-                    "ON m.device = t.device AND m.stream = t.stream "
-                    "WHERE t.device = $1 GROUP BY t.stream, m.seq",
-                    device,
-                )
-            finally:
-                await conn.close()
-            return {r["stream"]: (r["mark"], r["top"]) for r in rows if r["mark"] < r["top"]}
-
-        return asyncio.run(fetch())
+        rows = self._fetch(
+            "SELECT t.stream, coalesce(m.seq, 0) AS mark, max(t.seq) AS top "
+            "FROM {s}.telemetry t LEFT JOIN {s}.stream_marks m "
+            "ON m.device = t.device AND m.stream = t.stream "
+            "WHERE t.device = $1 GROUP BY t.stream, m.seq",
+            device,
+        )
+        return {r["stream"]: (r["mark"], r["top"]) for r in rows if r["mark"] < r["top"]}
 
     def close(self) -> None:
         """Stop the roles and drop the run's schema and topics."""

@@ -33,7 +33,14 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from tests.integration.edge.test_delivery import depth
 from tests.integration.harness import AgentProcess, PrivateBroker, agent_config, wait_for
-from tests.integration.hubrig import HubProcess, drop_run, migrate, pg_counter_values, scale_config
+from tests.integration.hubrig import (
+    HubProcess,
+    drop_run,
+    migrate,
+    pg_counter_values,
+    scale_config,
+    topic_records,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 SERVICES = REPO / "deploy" / "dev" / "services"
@@ -186,34 +193,16 @@ def _at(seconds: float, action: Callable[[], None], start: float) -> None:
     action()
 
 
-async def _kafka_telemetry(kafka: str, run_id: str) -> dict[int, list[tuple[str, str, int]]]:
+def _kafka_telemetry(kafka: str, run_id: str) -> dict[int, list[tuple[str, str, int]]]:
     """Every record of the run's telemetry topic: per partition, (device, stream, seq) in order."""
-    topic = f"t{run_id}.telemetry.raw"
-    # No group: the consumer takes every partition of the topic, committing nothing.
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=kafka, group_id=None, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        partitions = sorted(consumer.assignment())
-        assert partitions, f"no partitions for {topic}"
-        starts = await consumer.beginning_offsets(partitions)
-        for tp in partitions:
-            consumer.seek(tp, starts[tp])
-        ends = await consumer.end_offsets(partitions)
-        out: dict[int, list[tuple[str, str, int]]] = defaultdict(list)
-        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
-            batches = await consumer.getmany(timeout_ms=1000, max_records=5000)
-            for tp, records in batches.items():
-                for record in records:
-                    envelope = orjson.loads(record.value)
-                    assert record.key.decode() == envelope["device"]
-                    out[tp.partition].append(
-                        (envelope["device"], envelope["stream"], envelope["seq"])
-                    )
-        return out
-    finally:
-        await consumer.stop()
+    out: dict[int, list[tuple[str, str, int]]] = {}
+    for partition, records in asyncio.run(topic_records(kafka, f"t{run_id}.telemetry.raw")).items():
+        rows = out[partition] = []
+        for record in records:
+            envelope = orjson.loads(record.value or b"{}")
+            assert (record.key or b"").decode() == envelope["device"]
+            rows.append((envelope["device"], envelope["stream"], envelope["seq"]))
+    return out
 
 
 def _order_report(records: dict[int, list[tuple[str, str, int]]]) -> tuple[int, int, set[str]]:
@@ -247,7 +236,7 @@ def test_ten_agents_through_two_ingests_and_two_workers_survive_kill_9(fleet: Fl
     fleet.wait_all_stored(points, timeout=run_s + 600)
     fleet.assert_exactly_once(points)
 
-    records = asyncio.run(_kafka_telemetry(fleet.kafka, fleet.run_id))
+    records = _kafka_telemetry(fleet.kafka, fleet.run_id)
     firsts, inversions, split = _order_report(records)
     assert firsts == agents * points
     assert split == set(), "a device's records landed in more than one partition"
