@@ -47,7 +47,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Literal, NamedTuple, Protocol
 
 import cv2
@@ -75,6 +75,10 @@ class DriftSection(Section):
     max_boxes: Annotated[int, Field(ge=1, le=1000)] = 15
     image_every: Annotated[int, Field(ge=1, le=1000)] = 1
     """Measure brightness, contrast and blur on every n-th frame (1: every frame)."""
+    image_hz: Annotated[float, Field(ge=0, le=1000)] = 5.0
+    """...and on at most this many frames a second, by frame time (0: no limit). A window
+    of 60 s holds up to 300 samples, plenty for its histograms, and a fast camera with a
+    fast model does not spend a fifth of a millisecond on every frame."""
     image_width: Annotated[int, Field(ge=16, le=4096)] = 160
 
 
@@ -322,6 +326,7 @@ class DriftWindow:
         self._stats = DriftStats(self.layout)
         self._start: datetime | None = None
         self._seen = 0
+        self._next_image: datetime | None = None
 
     def add(
         self, ts: datetime, objects: Sequence[Scored], image: Image | None = None
@@ -331,7 +336,7 @@ class DriftWindow:
             self._start = ts
         self._seen += 1
         stats = None
-        if image is not None and (self._seen - 1) % self.section.image_every == 0:
+        if image is not None and self._image_due(ts):
             stats = image_stats(image, self.layout.image_width)
         self._stats.add(objects, stats)
         limit = self.section.window_frames
@@ -339,6 +344,22 @@ class DriftWindow:
         if elapsed >= self.section.window_s or (limit is not None and self._stats.frames >= limit):
             return self.flush(ts)
         return []
+
+    def _image_due(self, ts: datetime) -> bool:
+        """Whether this frame gets image statistics: every `image_every`-th frame, and no
+        more than `image_hz` a second on average (frame-time jitter does not skip frames
+        that arrive at about that rate; a long pause does not cause a burst)."""
+        if (self._seen - 1) % self.section.image_every:
+            return False
+        hz = self.section.image_hz
+        if not hz:
+            return True
+        if self._next_image is not None and ts < self._next_image:
+            return False
+        interval = timedelta(seconds=1 / hz)
+        due = ts if self._next_image is None else self._next_image
+        self._next_image = max(due + interval, ts)
+        return True
 
     def flush(self, ts: datetime) -> list[TelemetryPoint]:
         """Close the window now: its points (none if it saw no frame), and start a new one."""

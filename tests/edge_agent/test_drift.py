@@ -198,3 +198,19 @@ def test_window_by_frames_and_image_every_nth_frame():
 
 def test_flush_of_an_unused_window_sends_nothing():
     assert DriftWindow(DriftSection(), CLASSES).flush(T0) == []
+
+
+def test_image_statistics_are_capped_per_second_by_frame_time():
+    """A 100 fps camera gets image statistics on 5 frames a second; a 2 fps one on all."""
+    fast = DriftWindow(DriftSection(window_s=10, image_hz=5), CLASSES)
+    for i in range(100):  # one second at 100 fps
+        fast.add(T0 + timedelta(milliseconds=10 * i), [], scene(seed=i % 3))
+    assert fast._stats.imaged == 5
+    slow = DriftWindow(DriftSection(window_s=10, image_hz=5), CLASSES)
+    for i in range(8):  # 2 fps with 30 ms of jitter
+        slow.add(T0 + timedelta(milliseconds=500 * i + (30 if i % 2 else 0)), [], scene())
+    assert slow._stats.imaged == 8
+    every = DriftWindow(DriftSection(window_s=10, image_hz=0), CLASSES)
+    for i in range(20):
+        every.add(T0 + timedelta(milliseconds=i), [], scene())
+    assert every._stats.imaged == 20
