@@ -88,6 +88,10 @@ class IngestSection(Section):
     batch_max: Annotated[int, Field(ge=1, le=100_000)] = 500
     batch_wait_s: Seconds = 0.005
     max_payload_bytes: Annotated[int, Field(ge=1024, le=256 << 20)] = MAX_MESSAGE_BYTES
+    inference_frames_per_s: Annotated[float, Field(gt=0, le=1000)] = 5.0
+    """Frames a second one thin device may send for gateway detection (more are refused)."""
+    inference_frames_burst: Annotated[int, Field(ge=1, le=10_000)] = 10
+    """Frames one thin device may send at once above that rate."""
 
 
 class WorkerSection(Section):

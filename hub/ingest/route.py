@@ -17,17 +17,23 @@ import orjson
 
 from hub.bus.topics import DEADLETTER, TOPIC_BY_CHANNEL
 from protocol import DOWNLINK_CHANNELS, DecodeError, TopicError, decode_envelope, parse_topic
+from protocol.models import Frame, FramePurpose
 
 DEADLETTER_PAYLOAD_BYTES = 64 << 10
 
 
 @dataclass(frozen=True)
 class Routed:
-    """A valid message: produce `value` to `topic` keyed by device."""
+    """A valid message: produce `value` to `topic` keyed by device.
+
+    `inference_frame`: a frame a thin device sent for a gateway agent to detect on,
+    subject to the per-device frame rate limit.
+    """
 
     topic: str
     key: bytes
     value: bytes
+    inference_frame: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,7 +74,8 @@ def route(topic: str, payload: bytes, *, max_bytes: int) -> Routed | Rejected | 
             f"kind mismatch: {envelope.kind.value} envelope on the {target.channel.value} topic",
             target.device,
         )
-    return Routed(TOPIC_BY_CHANNEL[target.channel], target.device.encode(), payload)
+    inference = isinstance(envelope.body, Frame) and envelope.body.purpose is FramePurpose.INFERENCE
+    return Routed(TOPIC_BY_CHANNEL[target.channel], target.device.encode(), payload, inference)
 
 
 def deadletter(topic: str, payload: bytes, rejected: Rejected) -> Routed:

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -27,12 +28,15 @@ from paho.mqtt.properties import Properties
 
 from hub.bus.base import Bus, BusError
 from hub.errors import HubError
+from hub.ingest.limits import RateLimiter
 from hub.ingest.route import Ignored, Rejected, Routed, deadletter, route
 from hub.settings import HubSettings
 from protocol import UPLINK_FILTER
 
 logger = logging.getLogger(__name__)
 
+THROTTLE_LOG_S = 60.0
+"""A device over its frame rate is logged at most this often."""
 RECEIVE_MAXIMUM = 2000
 """QoS 1 messages the broker may have in flight to one ingest process (MQTT 5 flow control)."""
 
@@ -50,6 +54,8 @@ class IngestCounters:
     deadlettered: int = 0
     ignored: int = 0
     bus_retries: int = 0
+    throttled: int = 0
+    """Inference frames refused for going over their device's rate (not dead-lettered)."""
     reasons: dict[str, int] = field(default_factory=dict)
 
     def reject(self, reason: str) -> None:
@@ -84,6 +90,11 @@ class Ingest:
         self._settings, self._bus = settings, bus
         self._client_id = client_id or f"outpost-ingest-{secrets.token_hex(4)}"
         self.counters = IngestCounters()
+        cfg = settings.ingest
+        self._frames = RateLimiter(
+            rate_per_s=cfg.inference_frames_per_s, burst=cfg.inference_frames_burst
+        )
+        self._throttle_logged: dict[str, float] = {}
         self._queue: asyncio.Queue[mqtt.MQTTMessage] = asyncio.Queue()
         self._connected = asyncio.Event()
         self._refused: str | None = None
@@ -174,11 +185,30 @@ class Ingest:
                 self.counters.reject(verdict.reason)
                 logger.warning("dead-lettered %s: %s", message.topic[:80], verdict.reason[:200])
                 verdict = deadletter(message.topic, payload, verdict)
+            elif verdict.inference_frame and not self._frame_allowed(verdict.key.decode()):
+                continue
             else:
                 self.counters.routed += 1
             assert isinstance(verdict, Routed)  # noqa: S101 - the two branches above
             records.append((verdict.topic, verdict.key, verdict.value))
         return records
+
+    def _frame_allowed(self, device: str) -> bool:
+        """Whether `device` is within its inference-frame rate; refusals are counted, and
+        logged at most once a minute per device."""
+        now = time.monotonic()
+        if self._frames.allow(device, now=now):
+            return True
+        self.counters.throttled += 1
+        if now - self._throttle_logged.get(device, -THROTTLE_LOG_S) >= THROTTLE_LOG_S:
+            self._throttle_logged[device] = now
+            cfg = self._settings.ingest
+            logger.warning(
+                "refusing inference frames of %s: over %g frames/s (burst %d); "
+                "raise [ingest] inference_frames_per_s or slow the camera down",
+                device[:80], cfg.inference_frames_per_s, cfg.inference_frames_burst,
+            )  # fmt: skip
+        return False
 
     async def _forward(self, batch: list[mqtt.MQTTMessage]) -> None:
         """Produce the batch; retry with backoff while the bus is down (nothing is acked)."""
