@@ -217,18 +217,6 @@ class HubStack:
         rows = self._fetch("SELECT state FROM {s}.device_status WHERE device = $1", device)
         return dict(orjson.loads(rows[0]["state"])) if rows else None
 
-    def telemetry_arrivals(self, device: str) -> list[tuple[float, dict[str, Any]]]:
-        """(seconds since the epoch Kafka took it, envelope) of each telemetry record of
-        `device` that the ingest produced, re-sends included, in partition order."""
-        topic = f"t{self.run_id}.telemetry.raw"
-        records = asyncio.run(topic_records(self.kafka, topic))
-        return [
-            (r.timestamp / 1000, orjson.loads(r.value or b"{}"))
-            for rows in records.values()
-            for r in rows
-            if r.key == device.encode()
-        ]
-
     def gaps(self, device: str) -> dict[str, tuple[int, int]]:
         """Streams of `device` whose watermark is below a stored seq: {stream: (mark, max)}.
 
