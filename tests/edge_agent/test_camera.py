@@ -196,7 +196,9 @@ async def test_mjpeg_stream_feeds_the_pipeline(mjpeg: MjpegServer) -> None:
     section = CameraSection(name="yard", source=mjpeg.url, fps=0)
     async with Camera(section) as camera:
         frames = await asyncio.wait_for(take(camera, 10), 5.0)
-    assert [f.seq for f in frames] == list(range(1, 11))
+    seqs = [f.seq for f in frames]
+    # In order and never twice; on a busy machine a frame may be skipped (drop-to-latest).
+    assert seqs == sorted(set(seqs))
     assert frames[0].image.shape == (120, 160, 3)
     assert frames[0].camera == "yard"
     assert frames[0].frame_id.startswith("yard-")
