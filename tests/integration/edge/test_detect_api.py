@@ -17,6 +17,7 @@ import tomli_w
 from protocol import DetectionBatch
 from protocol.models import DetectedObject
 from tests.edge_agent.sim_scene import encoded, person_and_forklift
+from tests.edge_agent.test_detect_api import iou
 from tests.integration.edge.robotrig import status
 from tests.integration.harness import (
     AgentProcess,
@@ -35,14 +36,6 @@ def frame_objects(responder: WatermarkResponder, device: str) -> list[DetectedOb
         if arrival.device == device and isinstance(body, DetectionBatch):
             return body.frames[0].objects
     return None
-
-
-def iou(a: dict[str, float], b: dict[str, float]) -> float:
-    w = max(0.0, min(a["x2"], b["x2"]) - max(a["x1"], b["x1"]))
-    h = max(0.0, min(a["y2"], b["y2"]) - max(a["y1"], b["y1"]))
-    inter = w * h
-    area = (a["x2"] - a["x1"]) * (a["y2"] - a["y1"]) + (b["x2"] - b["x1"]) * (b["y2"] - b["y1"])
-    return inter / (area - inter)
 
 
 @pytest.mark.timeout(180)
