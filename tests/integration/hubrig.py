@@ -171,6 +171,20 @@ async def pg_counter_values(pg_dsn: str, run_id: str, device: str) -> list[float
     return [r["value"] for r in rows]
 
 
+async def pg_counter_total(pg_dsn: str, run_id: str) -> int:
+    """Stored `synthetic.counter` points of the run, all devices together."""
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        return int(
+            await conn.fetchval(
+                f'SELECT count(*) FROM "t_{run_id}".telemetry '  # noqa: S608 - run_id is hex
+                "WHERE metric = 'synthetic.counter'"
+            )
+        )
+    finally:
+        await conn.close()
+
+
 class HubStack:
     """Real hub roles (one ingest, one worker) on a broker, Kafka and PostgreSQL, per test.
 
