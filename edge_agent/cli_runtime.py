@@ -97,6 +97,7 @@ def status(
         else "none",
     )
     table.add_row("detect API", _detect_api(doc.get("detect_api")))
+    table.add_row("gateway", _gateway(doc.get("gateway")))
     _out.print(table)
 
 
@@ -106,6 +107,17 @@ def _detect_api(api: dict[str, str] | None) -> str:
     if "error" in api:
         return f"[red]not listening[/] ({escape(api['error'])})"
     return escape(api.get("url", "?"))
+
+
+def _gateway(gateway: dict[str, Any] | None) -> str:
+    if not gateway:
+        return "off"
+    link = "connected to Kafka" if gateway.get("connected") else "[red]Kafka unreachable[/]"
+    return (
+        f"{link}; {gateway.get('frames', 0)} frames from {gateway.get('devices', 0)} devices, "
+        f"{gateway.get('stale', 0)} stale, {gateway.get('refused', 0)} refused, "
+        f"{gateway.get('unprocessed', 0)} without a model"
+    )
 
 
 def _dropped(dropped: dict[str, Any]) -> str:

@@ -30,6 +30,7 @@ from pydantic_settings import SettingsConfigDict
 from edge_agent.errors import ConfigError
 from edge_agent.perception.camera_config import CameraList
 from edge_agent.perception.detect_api import DetectApiSection
+from edge_agent.perception.gateway import GatewaySection
 from edge_agent.perception.model_config import ModelSection
 from edge_agent.perception.pipeline import PerceptionSection
 from edge_agent.sections import PositiveSeconds, Section
@@ -285,6 +286,7 @@ class AgentSettings(EnvOverFileSettings):
     model: ModelSection = ModelSection()
     metrics: MetricsSection = MetricsSection()
     detect_api: DetectApiSection = DetectApiSection()
+    gateway: GatewaySection = GatewaySection()
 
     @model_validator(mode="after")
     def _ports_differ(self) -> AgentSettings:
@@ -297,6 +299,8 @@ class AgentSettings(EnvOverFileSettings):
 
     @model_validator(mode="after")
     def _cameras_exist(self) -> AgentSettings:
+        if self.gateway.enabled:  # zones and rules may name the cameras of its devices
+            return self
         named = {c.name for c in self.cameras}
         unknown = sorted(self.perception.cameras - named)
         if unknown:

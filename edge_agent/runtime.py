@@ -29,6 +29,7 @@ from edge_agent.outbox import Outbox, OutboxStats
 from edge_agent.perception.default_model import shipped_model
 from edge_agent.perception.detect_api import DETECT_PATH, DetectApi, DetectApiError
 from edge_agent.perception.detector import ModelError
+from edge_agent.perception.gateway import Gateway
 from edge_agent.perception.models import ModelManager, manager_for
 from edge_agent.perception.pipeline import ActiveModel, local_model
 from edge_agent.perception.rules import ConditionChange, stale_conditions
@@ -104,6 +105,7 @@ class Agent:
         self.perception: Perception | None = None
         self.detect_api: DetectApi | None = None
         self._detect_api_status: dict[str, str] | None = None
+        self.gateway: Gateway | None = None
 
     def stop(self) -> None:
         """Ask the agent to flush and exit (what SIGTERM does)."""
@@ -172,7 +174,7 @@ class Agent:
         await self.models.load_active()
         executor.on_model = self.models.receive
         local = cfg.perception.model
-        wants_model = bool(cfg.cameras) or cfg.detect_api.port != 0
+        wants_model = bool(cfg.cameras) or cfg.detect_api.port != 0 or cfg.gateway.enabled
         if local is None and wants_model and cfg.perception.default_model:
             local = shipped_model()
             if local is None:
@@ -190,6 +192,10 @@ class Agent:
             held=self.supervisor.conditions,
             notify=uplink.notify,
         )
+        if cfg.gateway.enabled:
+            self.gateway = Gateway(
+                cfg.gateway, cfg.perception, self.active_model, cfg.device.data_dir
+            )
         executor.handlers[CommandType.CAPTURE] = self._capture
         metrics = AgentMetrics.serve(cfg.metrics.host, cfg.metrics.port)
         self._start_detect_api()
@@ -244,6 +250,8 @@ class Agent:
                     tg.create_task(self.perception.run(), name="perception")
                 if self.models is not None:
                     tg.create_task(self.models.run(), name="models")
+                if self.gateway is not None:
+                    tg.create_task(self.gateway.run(), name="gateway")
                 tg.create_task(self._local_stop_loop(uplink, outbox), name="local-estop")
                 tg.create_task(self._wait_for_stop(), name="stop")
         except* _Shutdown:
@@ -407,6 +415,11 @@ class Agent:
             await outbox.put(Channel.STATE, encode(self.state()))
             uplink.notify()
 
+    def _gateway_status(self) -> dict[str, Any] | None:
+        if self.gateway is None:
+            return None
+        return {"connected": self.gateway.connected, **self.gateway.counters.snapshot()}
+
     def _write_status(self, uplink: Uplink, outbox: Outbox) -> None:
         snapshot = status_snapshot(
             self.settings,
@@ -417,6 +430,7 @@ class Agent:
             last_command=self.executor.last_command if self.executor else None,
             model=active.ref.model_dump(mode="json") if (active := self.active_model()) else None,
             detect_api=self._detect_api_status,
+            gateway=self._gateway_status(),
         )
         write_status_file(self.settings, snapshot)
 
@@ -440,6 +454,7 @@ def status_snapshot(
     last_command: str | None = None,
     model: dict[str, Any] | None = None,
     detect_api: dict[str, str] | None = None,
+    gateway: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What `edge-agent status` shows about a running agent."""
     link = asdict(uplink.status)
@@ -455,6 +470,7 @@ def status_snapshot(
         "last_command": last_command,
         "model": model,
         "detect_api": detect_api,
+        "gateway": gateway,
         "outbox": _stats_json(stats) if stats else None,
     }
 

@@ -77,7 +77,9 @@ from protocol.signing import (
     verify_object,
 )
 from protocol.topics import (
+    BUS_TOPIC_BY_CHANNEL,
     DOWNLINK_CHANNELS,
+    GATEWAY_STREAM_PREFIX,
     SHARED_INGEST_FILTER,
     UPLINK_CHANNELS,
     UPLINK_FILTER,
@@ -87,6 +89,7 @@ from protocol.topics import (
     device_filter,
     device_prefix,
     is_device_id,
+    is_gateway_stream,
     parse_topic,
     topic,
 )
@@ -94,10 +97,12 @@ from protocol.version import PROTOCOL_VERSION, check_version
 
 __all__ = [
     "BODY_BY_KIND",
+    "BUS_TOPIC_BY_CHANNEL",
     "DEFAULT_CLOCK_SKEW",
     "DOWNLINK_CHANNELS",
     "DOWNLINK_TYPES",
     "ENROLL_PATH",
+    "GATEWAY_STREAM_PREFIX",
     "MAX_MESSAGE_BYTES",
     "MOTION_COMMANDS",
     "PROTOCOL_VERSION",
@@ -164,6 +169,7 @@ __all__ = [
     "encode",
     "generate_private_key",
     "is_device_id",
+    "is_gateway_stream",
     "new_command",
     "parse_topic",
     "private_key_from_pem",

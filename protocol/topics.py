@@ -58,6 +58,28 @@ UPLINK_FILTER = f"{TOPIC_ROOT}/{TOPIC_VERSION}/+/+"
 SHARED_INGEST_FILTER = f"$share/outpost-ingest/{UPLINK_FILTER}"
 """MQTT 5 shared subscription that spreads the fleet across ingest processes."""
 
+BUS_TOPIC_BY_CHANNEL: dict[Channel, str] = {
+    Channel.TELEMETRY: "telemetry.raw",
+    Channel.DETECTIONS: "inference.detections",
+    Channel.EVENTS: "system.events",
+    Channel.STATE: "device.state",
+    Channel.ACKS: "command.acks",
+    Channel.FRAMES: "inference.frames",
+}
+"""The Kafka topic (before a deployment's topic prefix) of each uplink channel's envelopes,
+keyed by device id: the hub's ingest produces there, and so do gateway agents, which
+detect on the `inference.frames` of devices with no model."""
+
+GATEWAY_STREAM_PREFIX = "gw-"
+"""Streams a gateway agent writes for the devices it detects for. Their seqs follow the
+device's frames (stale frames are dropped on purpose), so they have no watermark; agents'
+own outbox streams are hex and never start with it."""
+
+
+def is_gateway_stream(stream: str) -> bool:
+    """Whether `stream` was written by a gateway agent (it has no `ingested` watermark)."""
+    return stream.startswith(GATEWAY_STREAM_PREFIX)
+
 
 class Topic(NamedTuple):
     """A parsed topic."""

@@ -15,18 +15,18 @@ from __future__ import annotations
 
 from typing import Final
 
-from protocol.topics import Channel
+from protocol.topics import BUS_TOPIC_BY_CHANNEL, Channel
 
-TELEMETRY_RAW: Final = "telemetry.raw"
+TELEMETRY_RAW: Final = BUS_TOPIC_BY_CHANNEL[Channel.TELEMETRY]
 TELEMETRY_AGGREGATED: Final = "telemetry.aggregated"
-DETECTIONS: Final = "inference.detections"
-FRAMES: Final = "inference.frames"
-EVENTS: Final = "system.events"
+DETECTIONS: Final = BUS_TOPIC_BY_CHANNEL[Channel.DETECTIONS]
+FRAMES: Final = BUS_TOPIC_BY_CHANNEL[Channel.FRAMES]
+EVENTS: Final = BUS_TOPIC_BY_CHANNEL[Channel.EVENTS]
 COMMANDS: Final = "commands"
 COMMAND_SENT: Final = "command.sent"
 ASSET_UPDATED: Final = "asset.updated"
-DEVICE_STATE: Final = "device.state"
-COMMAND_ACKS: Final = "command.acks"
+DEVICE_STATE: Final = BUS_TOPIC_BY_CHANNEL[Channel.STATE]
+COMMAND_ACKS: Final = BUS_TOPIC_BY_CHANNEL[Channel.ACKS]
 DEADLETTER: Final = "ingest.deadletter"
 ALERTS: Final = "alerts"
 """Alerts as raised, acknowledged and resolved (the API's `Alert` JSON, keyed by device)."""
@@ -47,14 +47,7 @@ ALL_TOPICS: Final[tuple[str, ...]] = (
 )
 """Every topic the hub uses; `KafkaBus.start` creates the missing ones."""
 
-TOPIC_BY_CHANNEL: Final[dict[Channel, str]] = {
-    Channel.TELEMETRY: TELEMETRY_RAW,
-    Channel.DETECTIONS: DETECTIONS,
-    Channel.EVENTS: EVENTS,
-    Channel.STATE: DEVICE_STATE,
-    Channel.ACKS: COMMAND_ACKS,
-    Channel.FRAMES: FRAMES,
-}
+TOPIC_BY_CHANNEL: Final[dict[Channel, str]] = BUS_TOPIC_BY_CHANNEL
 """Where ingest puts each uplink MQTT channel."""
 
 

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from protocol import is_gateway_stream
 from protocol.models import (
     Ack,
     DetectionBatch,
@@ -139,10 +140,14 @@ def frame_row(env: Envelope, body: Frame) -> Row:
 
 
 def plan_rows(envelopes: Sequence[Envelope]) -> RowPlan:
-    """Split a batch into rows per table; frames sent for inference only record their seq."""
+    """Split a batch into rows per table; frames sent for inference only record their seq.
+
+    A gateway agent's streams record no seqs: they have no watermark (see
+    `protocol.is_gateway_stream`)."""
     plan = RowPlan()
     for env in envelopes:
-        plan.received.append(_key(env))
+        if not is_gateway_stream(env.stream):
+            plan.received.append(_key(env))
         body = env.body
         if isinstance(body, TelemetryBatch):
             plan.telemetry.extend(telemetry_rows(env, body))

@@ -11,6 +11,7 @@ from sqlalchemy.orm import aliased
 
 from hub.storage.errors import translated
 from hub.storage.models import ReceivedSeq, StreamMark
+from protocol import is_gateway_stream
 
 WILL_STREAM = "will"
 """Stream of last-will messages (`seq` = connection time in ms): it never has a watermark."""
@@ -19,7 +20,7 @@ Key = tuple[str, str]
 
 
 def _marked(keys: Iterable[Key]) -> list[Key]:
-    return sorted({key for key in keys if key[1] != WILL_STREAM})
+    return sorted({key for key in keys if key[1] != WILL_STREAM and not is_gateway_stream(key[1])})
 
 
 @translated

@@ -213,6 +213,16 @@ class StorageBehaviour:
         assert await db.advance(key) == {}
         assert await self._marks(db, key) == {}
 
+    async def test_a_gateway_stream_is_stored_without_seqs_or_a_mark(self, db: Db) -> None:
+        """A gateway agent's results follow the frames it did not drop as stale: gaps on
+        purpose, so no seqs are kept waiting to be contiguous (they would pile up)."""
+        stream = "gw-telemetry-0123456789abcdef"
+        await db.store(telemetry(1, stream=stream), telemetry(3, stream=stream))
+        assert await db.count("telemetry") == 2
+        assert await db.count("received_seqs") == 0
+        assert await db.advance(("amr-1", stream)) == {}
+        assert await self._marks(db, ("amr-1", stream)) == {}
+
     @staticmethod
     async def _marks(db: Db, *wanted: tuple[str, str]) -> dict[tuple[str, str], int]:
         async with db.sessions() as session:
