@@ -106,19 +106,21 @@ def drain_command(
     emit(drain.run(mqtt_url=mqtt_url or _default_mqtt_url(), rows=rows), as_json=as_json)
 
 
+MqttUrl = Annotated[str | None, typer.Option(help="Broker (default: the dev services' Mosquitto).")]
+Kafka = Annotated[
+    str | None, typer.Option(help="Kafka bootstrap host:port (default: the dev services').")
+]
+PgDsn = Annotated[
+    str | None, typer.Option(help="postgresql://USER@HOST:PORT/DB (default: the dev services').")
+]
+
+
 @app.command("ingest")
 def ingest_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    mqtt_url: Annotated[
-        str | None, typer.Option(help="Broker (default: the dev services' Mosquitto).")
-    ] = None,
-    kafka: Annotated[
-        str | None, typer.Option(help="Kafka bootstrap host:port (default: the dev services').")
-    ] = None,
-    pg_dsn: Annotated[
-        str | None,
-        typer.Option(help="postgresql://USER@HOST:PORT/DB (default: the dev services')."),
-    ] = None,
+    mqtt_url: MqttUrl = None,
+    kafka: Kafka = None,
+    pg_dsn: PgDsn = None,
     agents: Annotated[int, typer.Option(min=1, max=64, help="Agent processes.")] = 4,
     points: Annotated[
         int, typer.Option(min=1000, help="Telemetry points in all, over all agents.")
@@ -223,6 +225,46 @@ def detect_command(
             highlight=False,
             soft_wrap=True,
         )
+        raise typer.Exit(2) from None
+    emit(result, as_json=as_json)
+
+
+@app.command("gateway")
+def gateway_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    mqtt_url: MqttUrl = None,
+    kafka: Kafka = None,
+    pg_dsn: PgDsn = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(help="YOLO ONNX detector (default: the shipped models/outpost-sim-detector)."),
+    ] = None,
+    frames: Annotated[int, typer.Option(min=50, max=100_000, help="Frames in all.")] = 600,
+    cameras: Annotated[int, typer.Option(min=1, max=64, help="Camera-only devices.")] = 4,
+) -> None:
+    """Gateway-mode frames/s, thin cameras to detections in PostgreSQL, against raw
+    session.run with the same model, frames and threads."""
+    from bench import detect, gateway
+
+    path = model or detect.default_model()
+    if path is None:
+        _err.print(
+            "[bold red]bench gateway needs a model:[/] pass --model PATH (a YOLO ONNX export)",
+            highlight=False,
+        )
+        raise typer.Exit(2)
+    try:
+        result = gateway.run(
+            mqtt_url=mqtt_url or _default_mqtt_url(),
+            kafka_bootstrap=kafka or _default_kafka(),
+            pg_dsn=pg_dsn or _default_pg_dsn(),
+            model=path,
+            frames=frames,
+            cameras=cameras,
+            show_progress=not as_json,
+        )
+    except gateway.GatewayBenchError as exc:
+        _err.print(f"[bold red]bench gateway failed:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
     emit(result, as_json=as_json)
 

@@ -341,8 +341,9 @@ def _end(proc: subprocess.Popen[Any]) -> None:
     stop_process(proc)
 
 
-def hub_config(path: Path, work: Workload, services: Services) -> Path:
-    """The hub's settings for this run: its own schema, topic prefix and groups."""
+def hub_config(path: Path, work: Workload, services: Services, *, ingest: str = "") -> Path:
+    """The hub's settings for this run: its own schema, topic prefix and groups; `ingest`:
+    more `[ingest]` lines."""
     dsn = services.pg_dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
     kafka, mqtt_url = services.kafka, services.mqtt_url
     path.write_text(
@@ -351,7 +352,7 @@ def hub_config(path: Path, work: Workload, services: Services) -> Path:
         f'[bus]\nkind = "kafka"\nbootstrap = "{kafka}"\ntopic_prefix = "{work.topic_prefix}"\n'
         f"partitions = {PARTITIONS}\n"
         f'[broker]\nkind = "external"\nurl = "{mqtt_url}"\nusername = ""\n'
-        f'[ingest]\nshared_group = "bench-ingest-{work.run_id}"\n'
+        f'[ingest]\nshared_group = "bench-ingest-{work.run_id}"\n{ingest}'
         f'[worker]\ngroup = "bench-writers-{work.run_id}"\n'
     )
     return path

@@ -244,6 +244,78 @@ def _fleet_scenario(
     return scenario.model_copy(update={"robots": scenario.robots[:robots]})
 
 
+@app.command("camera")
+def camera(
+    mqtt_url: Annotated[
+        str, typer.Option("--mqtt-url", help="The hub's broker, e.g. mqtt://127.0.0.1:1883.")
+    ],
+    device: Annotated[str, typer.Option("--device", help="The camera's enrolled device id.")],
+    view: Annotated[
+        str, typer.Option("--view", help="Which of the scenario's fixed cameras it shows.")
+    ] = "cam-dock",
+    scenario: Annotated[
+        Path | None, typer.Option("--scenario", help="Scenario YAML (default: the warehouse).")
+    ] = None,
+    fps: Annotated[float, typer.Option("--fps", min=0.1, max=30.0, help="Frames a second.")] = 4.0,
+    frames: Annotated[
+        int, typer.Option("--frames", min=0, help="Stop after this many; 0: never.")
+    ] = 0,
+    username: Annotated[str, typer.Option("--username", help="MQTT user (the device's).")] = "",
+    password: Annotated[
+        str, typer.Option("--password", envvar="OUTPOST_SIM_MQTT_PASSWORD", help="MQTT password.")
+    ] = "",
+) -> None:
+    """A camera-only device: the view of one of the scenario's cameras, sent as inference
+    frames for gateway agents to detect on (docs/simulator.md)."""
+    import asyncio
+
+    import aiomqtt
+    import numpy as np
+
+    from sim.errors import SimError
+    from sim.render import cameras_for
+    from sim.scenario import default_scenario, load_scenario
+    from sim.thin_camera import ThinCamera
+    from sim.world import RealTimeStepper, World
+
+    out, err = Console(), Console(stderr=True)
+    try:
+        world = World(load_scenario(scenario) if scenario else default_scenario(), seed=0)
+    except SimError as exc:
+        err.print(f"[bold red]{exc}[/]", highlight=False)
+        raise typer.Exit(BAD_USAGE_EXIT) from None
+    fixed = {c.name for c in world.scenario.cameras}
+    if view not in fixed:
+        err.print(
+            f"[bold red]--view {view!r} is not a fixed camera of the scenario;[/] "
+            f"allowed: {', '.join(sorted(fixed)) or 'none'}",
+            highlight=False,
+        )
+        raise typer.Exit(BAD_USAGE_EXIT)
+    lens, rng = cameras_for(world)[view], np.random.default_rng(0)
+    thin = ThinCamera(
+        device,
+        mqtt_url,
+        render=lambda: lens.render(world, rng).image,
+        fps=fps,
+        username=username,
+        password=password,
+    )
+    stepper = RealTimeStepper(world)
+    stepper.start()
+    try:
+        with out.status(f"{device}: sending {view} at {fps:g} frames/s to {mqtt_url}"):
+            asyncio.run(thin.run(frames or None))
+    except KeyboardInterrupt:
+        pass
+    except (OSError, aiomqtt.MqttError) as exc:
+        err.print(f"[bold red]{device}: the broker at {mqtt_url} failed:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    finally:
+        stepper.stop()
+    out.print(f"{device}: {len(thin.sent)} frames sent")
+
+
 @app.command("fault")
 def fault(
     kind: Annotated[str, typer.Argument(help="link_cut, broker_stop, camera_freeze, ...")],
