@@ -194,7 +194,11 @@ class Agent:
         )
         if cfg.gateway.enabled:
             self.gateway = Gateway(
-                cfg.gateway, cfg.perception, self.active_model, cfg.device.data_dir
+                cfg.gateway,
+                cfg.perception,
+                self.active_model,
+                cfg.device.data_dir,
+                device=cfg.device.id,
             )
         executor.handlers[CommandType.CAPTURE] = self._capture
         metrics = AgentMetrics.serve(cfg.metrics.host, cfg.metrics.port)

@@ -33,6 +33,7 @@ from hub.api.routes import assets as assets_routes
 from hub.api.routes import audit as audit_routes
 from hub.api.routes import auth as auth_routes
 from hub.api.routes import control as control_routes
+from hub.api.routes import detect as detect_routes
 from hub.api.routes import drift as drift_routes
 from hub.api.routes import enrollment as enrollment_routes
 from hub.api.routes import frames as frames_routes
@@ -55,6 +56,7 @@ from hub.broker.embedded import device_url
 from hub.bus.base import Bus
 from hub.control.publisher import CommandPublisher, MqttCommandPublisher
 from hub.control.service import ControlService
+from hub.detect import DetectRouter
 from hub.drift.service import DriftService
 from hub.live.fanout import Fanout
 from hub.live.feed import LiveFeed
@@ -113,6 +115,9 @@ def create_app(
                 app.state.live_feed = feed
                 task = asyncio.create_task(feed.run(), name="live-feed")
                 stack.push_async_callback(_cancelled, task)
+                app.state.detect = DetectRouter(bus)
+                replies = asyncio.create_task(app.state.detect.run(), name="detect-replies")
+                stack.push_async_callback(_cancelled, replies)
             yield
 
     app = FastAPI(
@@ -226,6 +231,7 @@ def _security(
         live_routes,
         alerts_routes,
         models_routes,
+        detect_routes,
     )
     for module in routers:
         app.include_router(module.router)

@@ -526,6 +526,33 @@ class Watermark(Versioned):
     at: AwareDatetime
 
 
+MAX_DETECT_IMAGE_BYTES = 900_000
+"""Largest image a hub-routed detect request carries (under Kafka's default 1 MB record)."""
+
+
+class DetectRequest(Versioned):
+    """A synchronous detection the hub routes to gateway agents (topic `inference.requests`).
+
+    `image` and `content_type` are the caller's request body and its type, as the agent's
+    own `POST /v1/detect` takes them; past `deadline` the caller has given up.
+    """
+
+    id: Name
+    content_type: Annotated[str, StringConstraints(max_length=256)]
+    image: Annotated[Base64Bytes, Field(max_length=MAX_DETECT_IMAGE_BYTES)]
+    deadline: AwareDatetime
+
+
+class DetectReply(Versioned):
+    """A gateway agent's answer to a `DetectRequest` (topic `inference.replies`, keyed by id):
+    the HTTP status and JSON body its own `POST /v1/detect` would give."""
+
+    id: Name
+    gateway: DeviceId
+    status: Annotated[int, Field(ge=100, le=599)]
+    body: dict[str, Any]
+
+
 class ModelManifest(Versioned):
     """A model artifact as the registry describes it, signed by the hub.
 

@@ -70,6 +70,11 @@ BUS_TOPIC_BY_CHANNEL: dict[Channel, str] = {
 keyed by device id: the hub's ingest produces there, and so do gateway agents, which
 detect on the `inference.frames` of devices with no model."""
 
+DETECT_REQUESTS_TOPIC = "inference.requests"
+"""Synchronous detections the hub routes to gateway agents (`protocol.DetectRequest`)."""
+DETECT_REPLIES_TOPIC = "inference.replies"
+"""Gateway agents' answers to them (`protocol.DetectReply`), keyed by request id."""
+
 GATEWAY_STREAM_PREFIX = "gw-"
 """Streams a gateway agent writes for the devices it detects for. Their seqs follow the
 device's frames (stale frames are dropped on purpose), so they have no watermark; agents'

@@ -45,6 +45,7 @@ from pydantic import Field, model_validator
 
 from edge_agent.perception.camera import CameraFrame
 from edge_agent.perception.camera_config import CameraSection
+from edge_agent.perception.detect_api import DetectApi, DetectApiSection
 from edge_agent.perception.pipeline import (
     FramePipeline,
     ModelProvider,
@@ -54,12 +55,17 @@ from edge_agent.perception.pipeline import (
 from edge_agent.sections import PositiveSeconds, Section
 from protocol import (
     BUS_TOPIC_BY_CHANNEL,
+    DETECT_REPLIES_TOPIC,
+    DETECT_REQUESTS_TOPIC,
     GATEWAY_STREAM_PREFIX,
     Channel,
     DecodeError,
     DetectionBatch,
+    DetectReply,
+    DetectRequest,
     Envelope,
     TelemetryBatch,
+    decode,
     decode_envelope,
     encode,
 )
@@ -116,6 +122,8 @@ class GatewayCounters:
     """Frames that came while no model was active."""
     results: int = 0
     """Envelopes produced for the devices."""
+    requests: int = 0
+    """Detect requests the hub routed here, answered."""
     devices: set[str] = field(default_factory=set)
 
     def snapshot(self) -> dict[str, int]:
@@ -126,6 +134,7 @@ class GatewayCounters:
             "refused": self.refused,
             "unprocessed": self.unprocessed,
             "results": self.results,
+            "requests": self.requests,
             "devices": len(self.devices),
         }
 
@@ -200,6 +209,7 @@ class Gateway:
         models: ModelProvider,
         data_dir: Path,
         *,
+        device: str = "gateway",
         clock: Callable[[], float] = time.time,
     ) -> None:
         # Capture stores frames for the agent's own `capture` command; a gateway's devices
@@ -209,6 +219,8 @@ class Gateway:
             update={"capture": perception.capture.model_copy(update={"enabled": False})}
         )
         self._models, self._data_dir, self._clock = models, data_dir, clock
+        self.device = device
+        self._api = DetectApi(DetectApiSection(), models)  # its detection, not its server
         self._pipelines: dict[tuple[str, str], FramePipeline] = {}
         self.counters = GatewayCounters()
         self.connected = False
@@ -253,6 +265,24 @@ class Gateway:
         self.counters.frames += 1
         self.counters.devices.add(job.envelope.device)
         return outputs(job.envelope, processed, self.perception)
+
+    def answer(self, value: bytes | None) -> Output | None:
+        """The reply to one detect request the hub routed here (blocks: detection), or None
+        when it is unreadable (refused) or its caller has given up (stale)."""
+        try:
+            request = decode(value or b"", DetectRequest)
+        except DecodeError as exc:
+            self._refuse(f"undecodable detect request: {str(exc)[:200]}")
+            return None
+        if request.deadline.timestamp() < self._clock():
+            self.counters.stale += 1
+            return None
+        answer = self._api.detect(request.image, request.content_type)
+        self.counters.requests += 1
+        reply = DetectReply(
+            id=request.id, gateway=self.device, status=answer.status, body=answer.body
+        )
+        return Output(DETECT_REPLIES_TOPIC, request.id.encode(), encode(reply))
 
     def _pipeline(self, device: str, camera: str) -> FramePipeline:
         pipeline = self._pipelines.get((device, camera))
@@ -310,11 +340,16 @@ class Gateway:
         """Detect on each record's frame and produce its results; return once Kafka has
         acknowledged every one of them (then the offsets may be committed)."""
         sent: list[asyncio.Future[Any]] = []
+        requests = self.cfg.topic_prefix + DETECT_REQUESTS_TOPIC
         for record in records:
-            job = self.accept(record.key, record.value)
-            if job is None:
+            produced: Sequence[Output] | None
+            if record.topic == requests:
+                reply = await asyncio.to_thread(self.answer, record.value)
+                produced = [reply] if reply is not None else None
+            elif (job := self.accept(record.key, record.value)) is not None:
+                produced = await asyncio.to_thread(self.process, job)
+            else:
                 continue
-            produced = await asyncio.to_thread(self.process, job)
             for out in produced or ():
                 topic = self.cfg.topic_prefix + out.topic
                 sent.append(
@@ -358,6 +393,7 @@ def _clients(cfg: GatewaySection) -> tuple[AIOKafkaConsumer, AIOKafkaProducer]:
     frames = cfg.topic_prefix + BUS_TOPIC_BY_CHANNEL[Channel.FRAMES]
     consumer = AIOKafkaConsumer(
         frames,
+        cfg.topic_prefix + DETECT_REQUESTS_TOPIC,
         bootstrap_servers=cfg.bootstrap,
         group_id=cfg.topic_prefix + cfg.group,
         enable_auto_commit=False,

@@ -15,7 +15,12 @@ from __future__ import annotations
 
 from typing import Final
 
-from protocol.topics import BUS_TOPIC_BY_CHANNEL, Channel
+from protocol.topics import (
+    BUS_TOPIC_BY_CHANNEL,
+    DETECT_REPLIES_TOPIC,
+    DETECT_REQUESTS_TOPIC,
+    Channel,
+)
 
 TELEMETRY_RAW: Final = BUS_TOPIC_BY_CHANNEL[Channel.TELEMETRY]
 TELEMETRY_AGGREGATED: Final = "telemetry.aggregated"
@@ -28,6 +33,8 @@ ASSET_UPDATED: Final = "asset.updated"
 DEVICE_STATE: Final = BUS_TOPIC_BY_CHANNEL[Channel.STATE]
 COMMAND_ACKS: Final = BUS_TOPIC_BY_CHANNEL[Channel.ACKS]
 DEADLETTER: Final = "ingest.deadletter"
+DETECT_REQUESTS: Final = DETECT_REQUESTS_TOPIC
+DETECT_REPLIES: Final = DETECT_REPLIES_TOPIC
 ALERTS: Final = "alerts"
 """Alerts as raised, acknowledged and resolved (the API's `Alert` JSON, keyed by device)."""
 
@@ -44,6 +51,8 @@ ALL_TOPICS: Final[tuple[str, ...]] = (
     COMMAND_ACKS,
     DEADLETTER,
     ALERTS,
+    DETECT_REQUESTS,
+    DETECT_REPLIES,
 )
 """Every topic the hub uses; `KafkaBus.start` creates the missing ones."""
 

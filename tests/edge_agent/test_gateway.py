@@ -14,6 +14,7 @@ import pytest
 from edge_agent.config import settings_from_dict
 from edge_agent.errors import ConfigError
 from edge_agent.perception.default_model import SHIPPED_MODEL
+from edge_agent.perception.detect_api import DetectApi, DetectApiSection
 from edge_agent.perception.detector import DetectorOptions
 from edge_agent.perception.gateway import (
     EVENTS_PER_FRAME,
@@ -25,8 +26,11 @@ from edge_agent.perception.pipeline import ActiveModel, PerceptionSection, local
 from protocol import (
     Channel,
     DetectionBatch,
+    DetectReply,
+    DetectRequest,
     Envelope,
     Event,
+    decode,
     decode_envelope,
     encode,
     is_gateway_stream,
@@ -72,7 +76,12 @@ def gateway(
 ) -> Gateway:
     cfg = GatewaySection(enabled=True, bootstrap="127.0.0.1:9", max_age_s=2.0)
     return Gateway(
-        cfg, perception or PerceptionSection(), lambda: model, tmp_path, clock=NOW.timestamp
+        cfg,
+        perception or PerceptionSection(),
+        lambda: model,
+        tmp_path,
+        device="gw-test",
+        clock=NOW.timestamp,
     )
 
 
@@ -216,3 +225,29 @@ def test_a_gateways_zones_may_name_its_devices_cameras(tmp_path: Path) -> None:
         source="agent.toml",
     )
     assert settings.gateway.bootstrap == "kafka:9092"
+
+
+def detect_request(image: bytes, *, deadline_s: float = 5.0, kind: str = "image/jpeg") -> bytes:
+    deadline = NOW + timedelta(seconds=deadline_s)
+    return encode(DetectRequest(id="r1", content_type=kind, image=image, deadline=deadline))
+
+
+def test_a_routed_detect_request_gets_the_detect_apis_answer(
+    tmp_path: Path, shipped: ActiveModel, scene: npt.NDArray[np.uint8]
+) -> None:
+    gw = gateway(tmp_path, shipped)
+    jpeg = encoded(scene)
+    out = gw.answer(detect_request(jpeg))
+    assert out is not None
+    assert (out.topic, out.key) == ("inference.replies", b"r1")
+    reply = decode(out.value, DetectReply)
+    assert (reply.id, reply.gateway, reply.status) == ("r1", "gw-test", 200)
+    expected = DetectApi(DetectApiSection(), lambda: shipped).detect(jpeg, "image/jpeg")
+    assert reply.body["objects"] == expected.body["objects"]
+
+    bad = gw.answer(detect_request(b"GIF89a", kind="image/png"))
+    assert bad is not None
+    assert decode(bad.value, DetectReply).status == 400
+    assert gw.answer(detect_request(jpeg, deadline_s=-1)) is None  # its caller gave up
+    assert gw.answer(b"nonsense") is None
+    assert (gw.counters.requests, gw.counters.stale, gw.counters.refused) == (2, 1, 1)

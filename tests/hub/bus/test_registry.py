@@ -66,7 +66,7 @@ def test_every_uplink_channel_has_a_topic() -> None:
     assert set(TOPIC_BY_CHANNEL) == UPLINK_CHANNELS
     assert TOPIC_BY_CHANNEL[Channel.STATE] == "device.state"
     assert set(TOPIC_BY_CHANNEL.values()) <= set(ALL_TOPICS)
-    assert len(set(ALL_TOPICS)) == len(ALL_TOPICS) == 12
+    assert len(set(ALL_TOPICS)) == len(ALL_TOPICS) == 14
 
 
 def test_unprefixed_leaves_foreign_names_alone() -> None:

@@ -12,6 +12,7 @@ frames without a stored result are ones the survivor dropped as stale, on purpos
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -23,8 +24,19 @@ import orjson
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
+from edge_agent.perception.default_model import SHIPPED_MODEL
+from edge_agent.perception.detector import DetectorOptions
+from edge_agent.perception.pipeline import local_model
+from hub.auth.principal import Role
+from hub.bus.kafka import KafkaBus
+from hub.bus.kafka_admin import delete_prefixed_topics
+from hub.detect import DetectRouter
+from hub.storage.db import create_engine
+from hub.storage.migrate import migrate
 from sim.thin_camera import ThinCamera
-from tests.edge_agent.sim_scene import person_and_forklift
+from tests.edge_agent.sim_scene import encoded, person_and_forklift
+from tests.edge_agent.test_detect_api import assert_same_objects, pipeline_objects
+from tests.hub.auth.support import running_hub
 from tests.integration.harness import AgentProcess, PrivateBroker, agent_config, wait_for
 from tests.integration.hubrig import HubStack
 
@@ -215,3 +227,78 @@ def drift_points(hub: HubStack, device: str) -> int:
 def alerts_of(hub: HubStack, device: str) -> int:
     rows = hub._fetch("SELECT count(*) AS n FROM {s}.alerts WHERE device = $1", device)
     return int(rows[0]["n"])
+
+
+async def test_the_hub_routes_detect_to_a_gateway_agent(
+    tmp_path: Path, kafka_bootstrap: str, run_id: str
+) -> None:
+    """`POST /api/v1/detect` on the hub: the gateway's answer, the same boxes as the
+    pipeline; a bad image is the gateway's 400 with its reason; no gateway is a 504."""
+    prefix = f"t{run_id}d."
+    bus = KafkaBus(kafka_bootstrap, topic_prefix=prefix, partitions=PARTITIONS)
+    await bus.start()
+    router = DetectRouter(bus, timeout_s=2)
+    replies = asyncio.create_task(router.run())
+    broker = PrivateBroker(tmp_path / "mosquitto")
+    broker.start()
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}")
+    agent: AgentProcess | None = None
+    try:
+        await migrate(engine)
+        async with running_hub(engine, tmp_path / "data") as hub:
+            hub.app.state.detect = router
+            await hub.add_user("vera", Role.VIEWER)
+            headers = await hub.bearer("vera")
+            scene = person_and_forklift()
+            jpeg = encoded(scene)
+
+            def post(body: bytes, kind: str, auth: bool = True) -> Any:
+                sent = {**(headers if auth else {}), "Content-Type": kind}
+                return hub.client.post("/api/v1/detect", content=body, headers=sent)
+
+            nobody = await post(jpeg, "image/jpeg")
+            assert nobody.status_code == 504, nobody.text
+            assert "no gateway agent answered" in nobody.json()["detail"]["message"]
+            assert (await post(jpeg, "image/jpeg", auth=False)).status_code == 401
+            wrong = await post(b"hello", "text/plain")
+            assert wrong.status_code == 415
+            assert "image/jpeg" in wrong.json()["detail"]["message"]
+
+            config = agent_config(
+                tmp_path / "gw-d.toml",
+                device="gw-d",
+                data_dir=tmp_path / "gw-d",
+                mqtt_url=broker.url,
+                gateway={"enabled": True, "bootstrap": kafka_bootstrap, "topic_prefix": prefix},
+            )
+            agent = AgentProcess(config, tmp_path / "gw-d.log")
+            agent.start()
+            await asyncio.to_thread(
+                wait_for,
+                lambda: gateway_status(tmp_path / "gw-d").get("connected"),
+                120,
+                "the gateway connected to Kafka",
+            )
+            router.timeout_s = 30  # the gateway's first request waits for its group to settle
+            answer = await post(jpeg, "image/jpeg")
+            assert answer.status_code == 200, answer.text
+            body = answer.json()
+            assert body["gateway"] == "gw-d"
+            shipped = local_model(SHIPPED_MODEL, DetectorOptions())
+            assert body["model"]["sha256"] == shipped.ref.sha256
+            assert_same_objects(body["objects"], pipeline_objects(shipped, scene, tmp_path))
+
+            bad = await post(b"\x89PNG not really", "image/png")
+            assert bad.status_code == 400
+            assert "PNG" in bad.json()["error"]
+            assert bad.json()["gateway"] == "gw-d"
+    finally:
+        if agent is not None:
+            agent.ensure_stopped()
+        replies.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await replies
+        await bus.stop()
+        await engine.dispose()
+        broker.kill()
+        await delete_prefixed_topics(kafka_bootstrap, prefix, timeout_s=30)
