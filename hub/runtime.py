@@ -85,6 +85,8 @@ async def serve(settings: HubSettings, role: Role) -> None:
     try:
         await bus.start()
         metrics.serve(settings.metrics.host, settings.metrics.port)
+        if broker is not None:  # refused logins: unenrolled or removed devices, bad passwords
+            metrics.count("outpost_broker", broker.authority.counters)
         async with asyncio.TaskGroup() as tg:
             if role in ("all", "ingest"):
                 ingest = Ingest(settings, bus)
