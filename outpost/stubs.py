@@ -15,9 +15,7 @@ _err = Console(stderr=True)
 _LENIENT = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 # (group path, command, issue that builds it, help)
-PLANNED: tuple[tuple[str, str, int, str], ...] = (
-    ("bench", "gateway", 12, "Gateway-mode inference rate against raw session.run"),
-)
+PLANNED: tuple[tuple[str, str, int, str], ...] = ()
 
 
 def not_built(command: str, issue: int) -> NoReturn:
