@@ -336,27 +336,30 @@ class Gateway:
             self.connected = False
             await _close(consumer, producer)
 
+    def work(self, records: Sequence[tuple[str, bytes | None, bytes | None]]) -> list[Output]:
+        """The outputs of a batch of `(topic, key, value)` records: detect requests answered,
+        then fresh frames detected on, in order. Blocks: run it off the event loop, one thread
+        hop per batch rather than per frame."""
+        requests = self.cfg.topic_prefix + DETECT_REQUESTS_TOPIC
+        out: list[Output] = []
+        # Detect requests first: their callers are waiting on the other end.
+        for topic, key, value in sorted(records, key=lambda r: r[0] != requests):
+            if topic == requests:
+                reply = self.answer(value)
+                out.extend([reply] if reply is not None else [])
+            elif (job := self.accept(key, value)) is not None:
+                out.extend(self.process(job) or [])
+        return out
+
     async def _handle(self, records: Sequence[Any], producer: AIOKafkaProducer) -> None:
         """Detect on each record's frame and produce its results; return once Kafka has
         acknowledged every one of them (then the offsets may be committed)."""
+        batch = [(r.topic, r.key, r.value) for r in records]
         sent: list[asyncio.Future[Any]] = []
-        requests = self.cfg.topic_prefix + DETECT_REQUESTS_TOPIC
-        for record in records:
-            produced: Sequence[Output] | None
-            if record.topic == requests:
-                reply = await asyncio.to_thread(self.answer, record.value)
-                produced = [reply] if reply is not None else None
-            elif (job := self.accept(record.key, record.value)) is not None:
-                produced = await asyncio.to_thread(self.process, job)
-            else:
-                continue
-            for out in produced or ():
-                topic = self.cfg.topic_prefix + out.topic
-                sent.append(
-                    await self._guard(
-                        "producing results", producer.send(topic, value=out.value, key=out.key)
-                    )
-                )
+        for out in await asyncio.to_thread(self.work, batch):
+            topic = self.cfg.topic_prefix + out.topic
+            sending = producer.send(topic, value=out.value, key=out.key)
+            sent.append(await self._guard("producing results", sending))
         if sent:
             await self._guard("producing results", asyncio.gather(*sent))
             self.counters.results += len(sent)
@@ -398,6 +401,8 @@ def _clients(cfg: GatewaySection) -> tuple[AIOKafkaConsumer, AIOKafkaProducer]:
         group_id=cfg.topic_prefix + cfg.group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        max_partition_fetch_bytes=4 << 20,
+        fetch_max_wait_ms=100,
         session_timeout_ms=10_000,
         heartbeat_interval_ms=3_000,
         request_timeout_ms=int(cfg.timeout_s * 1000) + 5_000,

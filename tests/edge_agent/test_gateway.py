@@ -251,3 +251,25 @@ def test_a_routed_detect_request_gets_the_detect_apis_answer(
     assert gw.answer(detect_request(jpeg, deadline_s=-1)) is None  # its caller gave up
     assert gw.answer(b"nonsense") is None
     assert (gw.counters.requests, gw.counters.stale, gw.counters.refused) == (2, 1, 1)
+
+
+def test_a_batch_answers_requests_first_and_skips_stale_frames(
+    tmp_path: Path, shipped: ActiveModel, scene: npt.NDArray[np.uint8]
+) -> None:
+    gw = gateway(tmp_path, shipped)
+    jpeg = encoded(scene)
+    frames = "inference.frames"
+    batch = [
+        (frames, b"cam-dock", frame_record(jpeg, seq=1)),
+        (frames, b"cam-dock", frame_record(jpeg, seq=2, age_s=9)),  # stale
+        ("inference.requests", b"r1", detect_request(jpeg)),
+        (frames, b"cam-dock", frame_record(jpeg, seq=3)),
+    ]
+    outputs = gw.work(batch)
+    assert [o.topic for o in outputs] == [
+        "inference.replies",
+        "inference.detections",
+        "inference.detections",
+    ]
+    assert [decode_envelope(o.value).seq for o in outputs[1:]] == [1, 3]
+    assert (gw.counters.frames, gw.counters.stale, gw.counters.requests) == (2, 1, 1)
