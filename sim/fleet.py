@@ -51,6 +51,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 AGENT_STOP_TIMEOUT_S = 15.0
+SHUTDOWN_PARTS_S = 15.0
+"""Longest wait, after the agents, for the rest of the run to stop (faces, proxies,
+cameras, broker): SIGTERM ends `outpost sim run` within about 30 s whatever hangs."""
 DANGER_HALF_WIDTH_M = 0.7
 """Half the width of a robot's danger zone: its own half-width and a margin."""
 
@@ -167,6 +170,8 @@ class SimRun:
         self.started_at = 0.0
         self._hub_broker: tuple[str, int, str] = ("127.0.0.1", 1883, "mqtt")
         self._background: set[asyncio.Task[None]] = set()
+        self._closing = ""
+        """The part being stopped during shutdown (named in the log if it hangs)."""
         self._mjpeg: MjpegCameraServer | None = None
         self._cameras: dict[str, Camera] = {}
 
@@ -491,17 +496,32 @@ class SimRun:
 
     async def _shutdown(self) -> None:
         await asyncio.gather(*(self._stop_agent(r) for r in self.rigs.values()))
+        try:
+            async with asyncio.timeout(SHUTDOWN_PARTS_S):
+                await self._close_parts()
+        except TimeoutError:  # SIGTERM must end the run: what hangs is left behind, and said
+            logger.warning(
+                "stopping the run's parts took over %.0f s (at: %s); exiting anyway",
+                SHUTDOWN_PARTS_S, self._closing,
+            )  # fmt: skip
+
+    async def _close_parts(self) -> None:
+        self._closing = "background tasks"
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
+        self._closing = "the control endpoint"
         await self.control.close()
         for rig in self.rigs.values():
+            self._closing = f"{rig.robot_id}'s face and link proxy"
             for close in rig.closers:
                 await asyncio.to_thread(close)
             if rig.proxy is not None:
                 await rig.proxy.close()
         if self._mjpeg is not None:
+            self._closing = "the MJPEG cameras"
             await asyncio.to_thread(self._mjpeg.stop)
+        self._closing = "the robot broker"
         await self.broker.stop()
 
     async def _stop_agent(self, rig: RobotRig) -> None:

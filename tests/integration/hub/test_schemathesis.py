@@ -40,11 +40,14 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from hub.auth.principal import Role
+from hub.bus.memory import InMemoryBus
+from hub.detect import DetectRouter
 from hub.storage.db import create_engine
 from hub.storage.migrate import migrate
 from tests.hub.assets.support import add_site, enrolled
 from tests.hub.auth.support import Hub, running_hub
 from tests.hub.control.support import FakePublisher
+from tests.hub.test_detect_route import gateway as stand_in_gateway
 from tests.integration.hub.storage.schemas import drop_schema
 
 MAX_EXAMPLES = 25
@@ -108,11 +111,25 @@ def live(pg_dsn: str, run_id: str, tmp_path: Path) -> Iterator[Live]:
             running = running_hub(engine, tmp_path / "data", publisher=FakePublisher())
             with portal.wrap_async_context_manager(running) as hub:
                 headers, ids, protected = portal.call(_seed, hub)
+                # `POST /detect` answered by a stand-in gateway (as FakePublisher stands in
+                # for the broker): the hub's side of it is what is exercised here.
+                bus = InMemoryBus()
+                portal.call(bus.start)
+                hub.app.state.detect = router = DetectRouter(bus)
+                helpers = [
+                    portal.start_task_soon(router.run),
+                    portal.start_task_soon(stand_in_gateway, bus, []),
+                ]
                 # A route that raises answers 500 here, as it would under uvicorn.
                 transport = httpx.ASGITransport(app=hub.app, raise_app_exceptions=False)
                 client = httpx.AsyncClient(transport=transport, base_url="http://hub")
-                with portal.wrap_async_context_manager(client):
-                    yield Live(portal, hub, client, headers, ids, protected)
+                try:
+                    with portal.wrap_async_context_manager(client):
+                        yield Live(portal, hub, client, headers, ids, protected)
+                finally:
+                    for helper in helpers:
+                        helper.cancel()
+                    portal.call(bus.stop)
         finally:
             portal.call(engine.dispose)
             portal.call(drop_schema, pg_dsn, schema)

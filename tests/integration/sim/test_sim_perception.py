@@ -240,6 +240,7 @@ def test_a_person_walking_into_the_danger_zone_stops_the_robot_locally(tmp_path:
                 sim.wait(40)
             except subprocess.TimeoutExpired:
                 sim.kill()
+                sim.wait(10)
         if hub is not None:
             hub.client.close()
         running.hub.stop()

@@ -280,6 +280,7 @@ def test_a_simulated_fleet_with_real_agents_against_an_embedded_hub(tmp_path: Pa
                 assert sim.wait(40) == 0
             except subprocess.TimeoutExpired:
                 sim.kill()
+                sim.wait(10)
                 raise
         if hub is not None:
             hub.client.close()
