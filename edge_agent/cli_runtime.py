@@ -116,7 +116,8 @@ def _gateway(gateway: dict[str, Any] | None) -> str:
     return (
         f"{link}; {gateway.get('frames', 0)} frames from {gateway.get('devices', 0)} devices, "
         f"{gateway.get('stale', 0)} stale, {gateway.get('refused', 0)} refused, "
-        f"{gateway.get('unprocessed', 0)} without a model"
+        f"{gateway.get('unprocessed', 0)} without a model; "
+        f"{gateway.get('requests', 0)} detect requests from the hub"
     )
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from edge_agent import cli_runtime
 from edge_agent.config import settings_from_dict
 from edge_agent.errors import ConfigError
 from edge_agent.perception.default_model import SHIPPED_MODEL
@@ -273,3 +274,23 @@ def test_a_batch_answers_requests_first_and_skips_stale_frames(
     ]
     assert [decode_envelope(o.value).seq for o in outputs[1:]] == [1, 3]
     assert (gw.counters.frames, gw.counters.stale, gw.counters.requests) == (2, 1, 1)
+
+
+def test_status_shows_what_the_gateway_did() -> None:
+    line = cli_runtime._gateway(
+        {
+            "connected": True,
+            "frames": 12,
+            "devices": 3,
+            "stale": 2,
+            "refused": 1,
+            "unprocessed": 0,
+            "requests": 4,
+        }
+    )
+    assert line == (
+        "connected to Kafka; 12 frames from 3 devices, 2 stale, 1 refused, 0 without a model; "
+        "4 detect requests from the hub"
+    )
+    assert "Kafka unreachable" in cli_runtime._gateway({"connected": False})
+    assert cli_runtime._gateway(None) == "off"
