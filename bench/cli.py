@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypedDict
 
 import typer
 from rich.console import Console
@@ -106,6 +106,21 @@ def drain_command(
     emit(drain.run(mqtt_url=mqtt_url or _default_mqtt_url(), rows=rows), as_json=as_json)
 
 
+class _Services(TypedDict):
+    mqtt_url: str
+    kafka_bootstrap: str
+    pg_dsn: str
+
+
+def _services(mqtt_url: str | None, kafka: str | None, pg_dsn: str | None) -> _Services:
+    """The broker, Kafka and PostgreSQL to measure on: as given, else the dev services'."""
+    return {
+        "mqtt_url": mqtt_url or _default_mqtt_url(),
+        "kafka_bootstrap": kafka or _default_kafka(),
+        "pg_dsn": pg_dsn or _default_pg_dsn(),
+    }
+
+
 MqttUrl = Annotated[str | None, typer.Option(help="Broker (default: the dev services' Mosquitto).")]
 Kafka = Annotated[
     str | None, typer.Option(help="Kafka bootstrap host:port (default: the dev services').")
@@ -134,9 +149,7 @@ def ingest_command(
 
     try:
         result = ingest.run(
-            mqtt_url=mqtt_url or _default_mqtt_url(),
-            kafka_bootstrap=kafka or _default_kafka(),
-            pg_dsn=pg_dsn or _default_pg_dsn(),
+            **_services(mqtt_url, kafka, pg_dsn),
             agents=agents,
             points=points,
             per_message=per_message,
@@ -245,6 +258,7 @@ def gateway_command(
     """Gateway-mode frames/s, thin cameras to detections in PostgreSQL, against raw
     session.run with the same model, frames and threads."""
     from bench import detect, gateway
+    from bench.ingest import IngestBenchError
 
     path = model or detect.default_model()
     if path is None:
@@ -255,15 +269,13 @@ def gateway_command(
         raise typer.Exit(2)
     try:
         result = gateway.run(
-            mqtt_url=mqtt_url or _default_mqtt_url(),
-            kafka_bootstrap=kafka or _default_kafka(),
-            pg_dsn=pg_dsn or _default_pg_dsn(),
+            **_services(mqtt_url, kafka, pg_dsn),
             model=path,
             frames=frames,
             cameras=cameras,
             show_progress=not as_json,
         )
-    except gateway.GatewayBenchError as exc:
+    except IngestBenchError as exc:  # the gateway bench's errors included
         _err.print(f"[bold red]bench gateway failed:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
     emit(result, as_json=as_json)

@@ -26,7 +26,6 @@ import secrets
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -42,10 +41,10 @@ from bench.ingest import (
     FAILURES,
     NETWORK_TIMEOUT_S,
     POLL_S,
-    STALL_S,
     IngestBenchError,
     Proc,
     Services,
+    Timeline,
     Workload,
     _clean_up_quietly,
     _host_port,
@@ -53,6 +52,7 @@ from bench.ingest import (
     hub_config,
     migrate_schema,
     wait_hub_ready,
+    wait_rows,
 )
 from bench.report import BenchResult, Measure, rate
 from edge_agent import bench_detect
@@ -70,16 +70,6 @@ GATEWAY_READY_S = 120.0
 
 class GatewayBenchError(IngestBenchError):
     """The gateway benchmark could not finish."""
-
-
-@dataclass(frozen=True)
-class Timeline:
-    """When polls first and last saw new detections (perf_counter s), and the counts."""
-
-    first_at: float
-    first_count: int
-    last_at: float
-    stored: int
 
 
 def frame_envelopes(
@@ -171,32 +161,20 @@ async def wait_detections(
 ) -> Timeline:
     """Poll the detections table until every frame has its result; raise if it stalls."""
     task = progress.add_task("frames → gateway → PostgreSQL (detections)", total=frames)
-    conn = await asyncpg.connect(pg_dsn, timeout=NETWORK_TIMEOUT_S)
-    try:
-        first_at, first_count, last_at, stored = 0.0, 0, time.perf_counter(), 0
-        while stored < frames:
-            await asyncio.sleep(POLL_S)
-            for proc in procs:
-                proc.check()
-            count = int(
-                await conn.fetchval(
-                    f'SELECT count(*) FROM "{work.schema}".detections',  # noqa: S608 - ours
-                    timeout=NETWORK_TIMEOUT_S,
-                )
-            )
-            now = time.perf_counter()
-            if count > stored:
-                if not stored:
-                    first_at, first_count = now, count
-                last_at, stored = now, count
-                progress.update(task, completed=count)
-            elif now - last_at > STALL_S:
-                raise GatewayBenchError(
-                    f"no new detections for {STALL_S:.0f} s: {stored} of {frames} stored"
-                )
-        return Timeline(first_at, first_count, last_at, stored)
-    finally:
-        await conn.close(timeout=NETWORK_TIMEOUT_S)
+
+    async def count(conn: asyncpg.Connection) -> int:
+        sql = f'SELECT count(*) FROM "{work.schema}".detections'  # noqa: S608 - ours
+        return int(await conn.fetchval(sql, timeout=NETWORK_TIMEOUT_S))
+
+    return await wait_rows(
+        pg_dsn,
+        count,
+        frames,
+        procs,
+        "detections",
+        started=time.perf_counter(),
+        on_progress=lambda n: progress.update(task, completed=n),
+    )
 
 
 def bare_fps(model: Path, images: Sequence[Image], *, rounds: int) -> float:

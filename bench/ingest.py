@@ -37,7 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -451,23 +451,45 @@ async def wait_stored(
     on_progress: Callable[[int], None],
 ) -> Timeline:
     """Poll the telemetry table until it holds every point; raise if it stalls."""
+
+    async def count(conn: asyncpg.Connection) -> int:
+        return await _count(conn, work.schema, work.devices)
+
+    return await wait_rows(
+        pg_dsn, count, work.points, procs, "points", started=started, on_progress=on_progress
+    )
+
+
+async def wait_rows(
+    pg_dsn: str,
+    count: Callable[[asyncpg.Connection], Awaitable[int]],
+    goal: int,
+    procs: Sequence[Proc],
+    what: str,
+    *,
+    started: float,
+    on_progress: Callable[[int], None],
+) -> Timeline:
+    """Poll `count` until it reaches `goal`, checking that `procs` still run; raise if no
+    new rows come for `STALL_S`. The timeline's window starts at the first poll that saw
+    rows, so start-up is not counted."""
     conn = await asyncpg.connect(pg_dsn, timeout=NETWORK_TIMEOUT_S)
     try:
         first_at, first_count, last_at, stored = 0.0, 0, started, 0
-        while stored < work.points:
+        while stored < goal:
             await asyncio.sleep(POLL_S)
             for proc in procs:
                 proc.check()
-            count = await _count(conn, work.schema, work.devices)
+            counted = await count(conn)
             now = time.perf_counter()
-            if count > stored:
+            if counted > stored:
                 if not stored:
-                    first_at, first_count = now, count
-                last_at, stored = now, count
-                on_progress(count)
+                    first_at, first_count = now, counted
+                last_at, stored = now, counted
+                on_progress(counted)
             elif now - last_at > STALL_S:
                 raise IngestBenchError(
-                    f"no new rows for {STALL_S:.0f} s: {stored} of {work.points} points stored"
+                    f"no new rows for {STALL_S:.0f} s: {stored} of {goal} {what} stored"
                 )
         return Timeline(started, first_at, first_count, last_at, stored)
     finally:

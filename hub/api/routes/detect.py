@@ -8,7 +8,7 @@ that agent's answer as is, the same JSON as the agent's own `POST /v1/detect`, p
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -50,28 +50,24 @@ RESPONSES: Responses = {
 }
 
 
-class _Refused(ApiError):
-    status: ClassVar[int] = 400
-
-
 class _TooLarge(ApiError):
-    status: ClassVar[int] = 413
-    code: ClassVar[str] = "too_large"
+    status = 413
+    code = "too_large"
 
 
 class _Unsupported(ApiError):
-    status: ClassVar[int] = 415
-    code: ClassVar[str] = "unsupported_media_type"
+    status = 415
+    code = "unsupported_media_type"
 
 
 class _Unavailable(ApiError):
-    status: ClassVar[int] = 503
-    code: ClassVar[str] = "unavailable"
+    status = 503
+    code = "unavailable"
 
 
 class _NoGateway(ApiError):
-    status: ClassVar[int] = 504
-    code: ClassVar[str] = "no_gateway"
+    status = 504
+    code = "no_gateway"
 
 
 @router.post(
@@ -118,5 +114,5 @@ async def _body(request: Request) -> bytes:
             raise _TooLarge(f"the body is over {MAX_DETECT_IMAGE_BYTES} bytes")
         chunks.append(chunk)
     if not size:
-        raise _Refused("the image is empty (0 bytes)", code="empty_image")
+        raise ApiError("the image is empty (0 bytes)", code="empty_image")  # 400
     return b"".join(chunks)
