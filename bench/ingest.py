@@ -352,7 +352,7 @@ def hub_config(path: Path, work: Workload, services: Services, *, ingest: str = 
         f'[bus]\nkind = "kafka"\nbootstrap = "{kafka}"\ntopic_prefix = "{work.topic_prefix}"\n'
         f"partitions = {PARTITIONS}\n"
         f'[broker]\nkind = "external"\nurl = "{mqtt_url}"\nusername = ""\n'
-        f'[ingest]\nshared_group = "bench-ingest-{work.run_id}"\n{ingest}'
+        f'[ingest]\nshared_group = "bench-ingest-{work.run_id}"\nsession_expiry_s = 60\n{ingest}'
         f'[worker]\ngroup = "bench-writers-{work.run_id}"\n'
     )
     return path

@@ -84,7 +84,18 @@ class BrokerSection(Section):
 class IngestSection(Section):
     """MQTT → bus."""
 
+    routing: Literal["sessions", "shared"] = "sessions"
+    """External broker only. `sessions`: one persistent MQTT session per uplink channel,
+    spread over the ingest processes by the bus; a device's messages on a channel go
+    through one process at a time, in order, also across a crash. `shared`: an MQTT 5
+    shared subscription deals every message to any process; more than one process's worth
+    of a single channel, but a device's order across processes is lost."""
     shared_group: str = "outpost-ingest"
+    """The ingest processes' group: MQTT client-id prefix and bus group (`sessions`), or
+    the shared subscription's name (`shared`)."""
+    session_expiry_s: Annotated[float, Field(gt=0, le=7 * 86400)] = 86400.0
+    """`sessions`: how long the broker keeps a session's queued messages while no ingest
+    process holds it (agents re-send anything older)."""
     batch_max: Annotated[int, Field(ge=1, le=100_000)] = 500
     batch_wait_s: Seconds = 0.005
     max_payload_bytes: Annotated[int, Field(ge=1024, le=256 << 20)] = MAX_MESSAGE_BYTES

@@ -58,6 +58,12 @@ UPLINK_FILTER = f"{TOPIC_ROOT}/{TOPIC_VERSION}/+/+"
 SHARED_INGEST_FILTER = f"$share/outpost-ingest/{UPLINK_FILTER}"
 """MQTT 5 shared subscription that spreads the fleet across ingest processes."""
 
+
+def channel_filter(channel: Channel) -> str:
+    """Every device's topic of one channel: `outpost/v1/+/<channel>`."""
+    return f"{TOPIC_ROOT}/{TOPIC_VERSION}/+/{channel.value}"
+
+
 BUS_TOPIC_BY_CHANNEL: dict[Channel, str] = {
     Channel.TELEMETRY: "telemetry.raw",
     Channel.DETECTIONS: "inference.detections",

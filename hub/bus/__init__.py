@@ -28,6 +28,7 @@ from hub.bus.base import (
     Consumer,
     ProducerRecord,
     Record,
+    SlotListener,
 )
 
 BusKind = Literal["memory", "kafka"]
@@ -43,6 +44,7 @@ __all__ = [
     "Consumer",
     "ProducerRecord",
     "Record",
+    "SlotListener",
     "create_bus",
 ]
 

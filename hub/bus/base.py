@@ -117,6 +117,18 @@ class Consumer(Protocol):
         ...
 
 
+class SlotListener(Protocol):
+    """Told which of a shared set of slots this process holds (see `Bus.hold_slots`)."""
+
+    async def claimed(self, slots: frozenset[int]) -> None:
+        """These slots are now this process's, until `released`."""
+        ...
+
+    async def released(self, slots: frozenset[int]) -> None:
+        """Stop using these slots before returning: another process may take them next."""
+        ...
+
+
 class Bus(Protocol):
     """The hub's message bus (see the module docstring for an example)."""
 
@@ -142,5 +154,17 @@ class Bus(Protocol):
         """A new member of consumer group `group` reading `topics` (plain names).
 
         `start="latest"`: a private reader of every partition from the end (see `Start`).
+        """
+        ...
+
+    async def hold_slots(
+        self, name: str, *, slots: int, group: str, listener: SlotListener
+    ) -> None:
+        """Until cancelled or the bus fails: share slots `0..slots-1` of `name` with every
+        other process holding them in `group`, each slot held by one process at a time.
+
+        `listener` hears what this process gains and loses; every slot it was given is
+        released (awaited) before this returns or raises, and before the bus gives it to
+        another process. The embedded bus has one process, which holds them all.
         """
         ...

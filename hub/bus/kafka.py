@@ -26,8 +26,17 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.codec import has_gzip, has_lz4, has_snappy, has_zstd
 
 from hub.bus._kafka_guard import guarded
-from hub.bus.base import BusClosed, BusConfigError, BusError, ProducerRecord, Record, Start
+from hub.bus.base import (
+    BusClosed,
+    BusConfigError,
+    BusError,
+    ProducerRecord,
+    Record,
+    SlotListener,
+    Start,
+)
 from hub.bus.kafka_admin import ensure_topics, partition_counts
+from hub.bus.kafka_slots import hold_slots
 from hub.bus.topics import ALL_TOPICS, prefixed, unprefixed
 
 logger = logging.getLogger(__name__)
@@ -190,6 +199,13 @@ class KafkaBus:
         names = [prefixed(self.topic_prefix, t) for t in topics]
         latest = start == "latest"
         return KafkaConsumer(self, names, prefixed(self.topic_prefix, group), latest=latest)
+
+    async def hold_slots(
+        self, name: str, *, slots: int, group: str, listener: SlotListener
+    ) -> None:
+        """Share `slots` among the members of `group` (`hub.bus.kafka_slots`)."""
+        self._require_producer()
+        await hold_slots(self, name, slots=slots, group=group, listener=listener)
 
     async def probe(self) -> None:
         """Health check: raise `BusError` unless Kafka answers a metadata request in time."""

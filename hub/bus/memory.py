@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
 
-from hub.bus.base import BusClosed, ProducerRecord, Record, Start
+from hub.bus.base import BusClosed, ProducerRecord, Record, SlotListener, Start
 from hub.bus.partitioner import partition_for
 from hub.bus.topics import prefixed, unprefixed
 
@@ -159,6 +159,17 @@ class InMemoryBus:
         if start == "latest":
             return InMemoryConsumer(self, names, f"{group}~{next(_PRIVATE)}", latest=True)
         return InMemoryConsumer(self, names, group)
+
+    async def hold_slots(
+        self, name: str, *, slots: int, group: str, listener: SlotListener
+    ) -> None:
+        """Hold every slot (this is the only process) until cancelled, then release them."""
+        held = frozenset(range(slots))
+        await listener.claimed(held)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await listener.released(held)
 
     async def probe(self) -> None:
         """Health check: raise `BusClosed` unless the bus is started."""

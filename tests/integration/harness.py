@@ -78,6 +78,15 @@ def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.05) 
         time.sleep(interval)
 
 
+async def until(predicate: Any, limit_s: float, what: str, interval: float = 0.05) -> None:
+    """`wait_for` for async tests: poll without blocking the event loop."""
+    deadline = time.monotonic() + limit_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {limit_s} s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
 class PrivateBroker:
     """A real Mosquitto on its own port, that a test may stop, kill and restart."""
 

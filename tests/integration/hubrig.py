@@ -13,7 +13,9 @@ import secrets
 import signal
 import subprocess
 import sys
+import time
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 
+from protocol import UPLINK_CHANNELS
 from protocol.processes import stop_process, wait_healthy
 
 OUTPOST = str(Path(sys.executable).parent / "outpost")
@@ -45,7 +48,9 @@ def scale_config(
         f'[bus]\nkind = "kafka"\nbootstrap = "{kafka}"\ntopic_prefix = "t{run_id}."\n'
         f"partitions = {partitions}\n"
         f'[broker]\nkind = "external"\nurl = "{mqtt_url}"\nusername = ""\n'
-        f'[ingest]\nshared_group = "ingest-{run_id}"\n'
+        # The shared dev broker would keep a test's ingest sessions (and queue everyone's
+        # traffic in them) for a day after the test: two minutes is plenty for a takeover.
+        f'[ingest]\nshared_group = "ingest-{run_id}"\nsession_expiry_s = 120\n'
         f'[worker]\ngroup = "writers-{run_id}"\nrollup_interval_s = 2\n' + extra
     )
     return path
@@ -107,6 +112,28 @@ class HubProcess:
     def tail(self, chars: int = 4000) -> str:
         """The end of the process log."""
         return self.log.read_text(errors="replace")[-chars:]
+
+
+def wait_sessions_subscribed(
+    ingests: Sequence[HubProcess], group: str, timeout: float = 90
+) -> None:
+    """Wait until the ingest processes, together, have subscribed every per-channel session
+    of `group`: the broker drops what devices publish before a session subscribed (the
+    agents re-send it later, out of order), as on a hub's very first start."""
+    wanted = {f"session {group}-{c.value} subscribed" for c in UPLINK_CHANNELS}
+
+    def missing() -> set[str]:
+        text = "".join(p.log.read_text(errors="replace") for p in ingests if p.log.exists())
+        return {w for w in wanted if w not in text}
+
+    deadline = time.monotonic() + timeout
+    while missing():
+        for process in ingests:
+            assert process.proc is not None
+            assert process.proc.poll() is None, f"ingest exited:\n{process.tail()}"
+        if time.monotonic() > deadline:
+            raise AssertionError(f"ingest sessions not subscribed after {timeout} s: {missing()}")
+        time.sleep(0.2)
 
 
 def drop_run(pg_dsn: str, kafka: str, run_id: str) -> None:

@@ -50,7 +50,11 @@ async def test_bad_messages_are_dead_lettered_and_good_ones_stored(
         {
             "data_dir": str(tmp_path),
             "broker": {"kind": "external", "url": mqtt_url, "username": ""},
-            "ingest": {"shared_group": f"ingest-dl-{run_id}", "max_payload_bytes": 4096},
+            "ingest": {
+                "shared_group": f"ingest-dl-{run_id}",
+                "max_payload_bytes": 4096,
+                "session_expiry_s": 60,
+            },
             "worker": {"group": f"writers-dl-{run_id}"},
         }
     )
