@@ -24,7 +24,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub.bus.base import Bus, BusError, Record
-from hub.bus.topics import DEADLETTER, TELEMETRY_AGGREGATED, TOPIC_BY_CHANNEL
+from hub.bus.topics import DEADLETTER, TELEMETRY_AGGREGATED, TELEMETRY_RAW, TOPIC_BY_CHANNEL
 from hub.settings import HubSettings
 from hub.storage.db import transaction
 from hub.storage.errors import StorageUnavailable
@@ -36,8 +36,10 @@ from hub.storage.repositories import (
     store_deadletter,
     store_envelopes,
 )
+from hub.storage.rows import Uplink
 from protocol import Channel, DecodeError, Envelope, Watermark, decode_envelope, encode, topic
 from protocol.backoff import Backoff
+from protocol.fast import decode_telemetry
 from protocol.transport import NO_DELAY
 
 logger = logging.getLogger(__name__)
@@ -122,12 +124,15 @@ class Writer:
                 backoff.reset()
 
     async def _store(self, records: Sequence[Record]) -> dict[tuple[str, str], int]:
-        envelopes: list[Envelope] = []
+        envelopes: list[Uplink] = []
         async with transaction(self._sessions) as session:
             for record in records:
                 if record.topic.endswith(DEADLETTER):
                     await _store_deadletter_record(session, record)
                     self.counters.deadletters += 1
+                    continue
+                if record.topic == TELEMETRY_RAW and (fast := decode_telemetry(record.value)):
+                    envelopes.append(fast)  # the bulk of the traffic, decoded in C
                     continue
                 try:
                     envelopes.append(_restamp_will(decode_envelope(record.value), record))

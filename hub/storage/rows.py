@@ -13,11 +13,13 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from protocol import is_gateway_stream
+from protocol.fast import FastBatch, FastTelemetry
 from protocol.models import (
     Ack,
     DetectionBatch,
@@ -30,6 +32,9 @@ from protocol.models import (
 )
 
 Row = dict[str, Any]
+Uplink = Envelope | FastTelemetry
+"""An uplink message as the writer decoded it: telemetry through the fast path when it
+could (`protocol.fast`), anything else as the protocol's model."""
 
 
 @dataclass
@@ -47,13 +52,27 @@ class RowPlan:
     state_envelopes: int = 0
 
 
-def _key(env: Envelope) -> Row:
+class _Point(Protocol):
+    """A telemetry point, from either decoder."""
+
+    @property
+    def ts(self) -> datetime: ...
+    @property
+    def metric(self) -> str: ...
+    @property
+    def value(self) -> float: ...
+    @property
+    def tags(self) -> Mapping[str, str]: ...
+
+
+def _key(env: Uplink) -> Row:
     return {"device": env.device, "stream": env.stream, "seq": env.seq}
 
 
-def telemetry_rows(env: Envelope, body: TelemetryBatch) -> list[Row]:
+def telemetry_rows(env: Uplink, body: TelemetryBatch | FastBatch) -> list[Row]:
     """One row per point; `idx` is the point's position in the batch."""
     device, stream, seq = env.device, env.stream, env.seq
+    points: Sequence[_Point] = body.points
     return [
         {
             "device": device,
@@ -65,7 +84,7 @@ def telemetry_rows(env: Envelope, body: TelemetryBatch) -> list[Row]:
             "value": point.value,
             "tags": dict(point.tags),
         }
-        for idx, point in enumerate(body.points)
+        for idx, point in enumerate(points)
     ]
 
 
@@ -139,7 +158,7 @@ def frame_row(env: Envelope, body: Frame) -> Row:
     }
 
 
-def plan_rows(envelopes: Sequence[Envelope]) -> RowPlan:
+def plan_rows(envelopes: Sequence[Uplink]) -> RowPlan:
     """Split a batch into rows per table; frames sent for inference only record their seq.
 
     A gateway agent's streams record no seqs: they have no watermark (see
@@ -148,6 +167,9 @@ def plan_rows(envelopes: Sequence[Envelope]) -> RowPlan:
     for env in envelopes:
         if not is_gateway_stream(env.stream):
             plan.received.append(_key(env))
+        if isinstance(env, FastTelemetry):
+            plan.telemetry.extend(telemetry_rows(env, env.body))
+            continue
         body = env.body
         if isinstance(body, TelemetryBatch):
             plan.telemetry.extend(telemetry_rows(env, body))

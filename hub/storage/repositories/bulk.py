@@ -9,7 +9,9 @@ Four strategies, all returning how many rows were actually inserted:
   with `RETURNING`, which is how inserted rows are counted there).
 * `unnest`: PostgreSQL only; one statement per table whatever the row count, the
   columns bound as arrays: `INSERT ... SELECT * FROM unnest($1::text[], ...)`.
-* `copy`: PostgreSQL only; asyncpg `COPY` into a session temp table, then
+* `copy`: PostgreSQL only; asyncpg `COPY` straight into the table inside a savepoint,
+  which is all a batch of new rows needs; when some rows are stored already (a
+  unique violation: a re-send), `COPY` into a session temp table, then
   `INSERT ... SELECT ... ON CONFLICT DO NOTHING`.
 
 `hub/storage/measure_bulk.py` measures them; `docs/hub-storage.md` has the figures
@@ -25,6 +27,7 @@ from enum import StrEnum
 from typing import Any
 
 import orjson
+from asyncpg.exceptions import UniqueViolationError  # type: ignore[import-untyped]
 from sqlalchemy import Table, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
@@ -45,6 +48,12 @@ class Strategy(StrEnum):
     UNNEST = "unnest"
     COPY = "copy"
 
+
+OPTIMISM_PAUSE = 20
+"""After a batch that was partly stored already, this many `copy` batches of that table
+go through the staging table at once: re-sends come in runs."""
+_conflicts: dict[str, int] = {}
+"""Per table: `copy` batches left to stage before trying a straight COPY again."""
 
 COPY_MIN_ROWS = 1000
 """From this many rows up, `copy` beats `unnest` on PostgreSQL (see docs/hub-storage.md)."""
@@ -156,8 +165,27 @@ async def _unnest(conn: AsyncConnection, table: Table, rows: Sequence[Row]) -> i
 
 
 async def _copy(conn: AsyncConnection, table: Table, rows: Sequence[Row]) -> int:
-    staging = f"_staging_{table.name}"
     names = [c.name for c in table.columns]
+    driver: Any = (await conn.get_raw_connection()).driver_connection
+    records = list(zip(*_columns_of(conn.dialect, table, rows), strict=True))
+    if _conflicts.get(table.name, 0) == 0:
+        try:  # most batches are new rows: straight into the table, as fast as a bare COPY
+            async with conn.begin_nested():
+                await driver.copy_records_to_table(table.name, records=records, columns=names)
+        except UniqueViolationError:  # a re-send: some are stored already
+            _conflicts[table.name] = OPTIMISM_PAUSE
+        else:
+            return len(records)
+    else:
+        _conflicts[table.name] -= 1
+    return await _copy_skipping(conn, driver, table, names, records)
+
+
+async def _copy_skipping(
+    conn: AsyncConnection, driver: Any, table: Table, names: list[str], records: list[Any]
+) -> int:
+    """COPY into a temp table, then insert what is not stored yet."""
+    staging = f"_staging_{table.name}"
     quoted = ", ".join(f'"{n}"' for n in names)
     # Through SQLAlchemy first: that opens the driver's transaction, so the raw COPY
     # below is part of the caller's transaction, not an autocommit of its own.
@@ -167,8 +195,6 @@ async def _copy(conn: AsyncConnection, table: Table, rows: Sequence[Row]) -> int
             f'(LIKE "{table.name}" INCLUDING DEFAULTS) ON COMMIT DELETE ROWS'
         )
     )
-    driver: Any = (await conn.get_raw_connection()).driver_connection
-    records = list(zip(*_columns_of(conn.dialect, table, rows), strict=True))
     await driver.copy_records_to_table(staging, records=records, columns=names)
     result = await conn.execute(
         text(

@@ -22,8 +22,7 @@ from hub.storage.models import (
 )
 from hub.storage.repositories.bulk import insert_ignore
 from hub.storage.repositories.commands import advance_commands
-from hub.storage.rows import Row, plan_rows
-from protocol.models import Envelope
+from hub.storage.rows import Row, Uplink, plan_rows
 
 DATA_TABLES = ("telemetry", "detections", "events", "acks", "frames", "device_status")
 """Tables whose counts make up `StoreResult.inserted` / `.duplicates`."""
@@ -69,7 +68,7 @@ _ROW_TABLES: tuple[tuple[str, Table], ...] = (
 
 
 @translated
-async def store_envelopes(session: AsyncSession, *, envelopes: Sequence[Envelope]) -> StoreResult:
+async def store_envelopes(session: AsyncSession, *, envelopes: Sequence[Uplink]) -> StoreResult:
     """Write a batch of envelopes, each to its table, skipping what is already stored.
 
     Every envelope's `(device, stream, seq)` lands in `received_seqs` (frames sent
