@@ -72,7 +72,7 @@ class FastTelemetry(msgspec.Struct, frozen=True, gc=False):
 
 
 _DECODER = msgspec.json.Decoder(FastTelemetry)
-SUBMICROSECOND = re.compile(rb"[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{7}")
+SUBMICROSECOND = re.compile(rb":[0-9]{2}\.[0-9]{7}")
 """A time with more than 6 decimals of a second: msgspec rounds it, pydantic truncates.
 (A tag or metric that looks like one only sends its envelope the slow way.)"""
 

@@ -82,7 +82,7 @@ def telemetry_rows(env: Uplink, body: TelemetryBatch | FastBatch) -> list[Row]:
             "ts": point.ts,
             "metric": point.metric,
             "value": point.value,
-            "tags": dict(point.tags),
+            "tags": point.tags,  # read only: every strategy serialises it
         }
         for idx, point in enumerate(points)
     ]

@@ -22,8 +22,9 @@ small batches) and `unnest` below.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from enum import StrEnum
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -129,27 +130,38 @@ def _pg_type(dialect: Dialect, table: Table, name: str) -> str:
     return column.type.compile(dialect=dialect)
 
 
-def _encoders(dialect: Dialect, table: Table) -> list[Callable[[Any], Any]]:
-    """Per column: JSON documents travel as text (the driver's JSONB codec takes str)."""
-
-    def as_json(value: Any) -> str:
-        return orjson.dumps(value).decode()
-
-    return [
-        as_json if _pg_type(dialect, table, c.name) == "jsonb" else _same for c in table.columns
-    ]
+def _json_columns(dialect: Dialect, table: Table) -> frozenset[str]:
+    """Columns whose JSON documents travel as text (the driver's JSONB codec takes str)."""
+    return frozenset(c.name for c in table.columns if _pg_type(dialect, table, c.name) == "jsonb")
 
 
-def _same(value: Any) -> Any:
-    return value
+def _as_json(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 def _columns_of(dialect: Dialect, table: Table, rows: Sequence[Row]) -> list[list[Any]]:
-    encoders = _encoders(dialect, table)
+    json_columns = _json_columns(dialect, table)
+    columns = []
+    for column in table.columns:
+        values = [row[column.name] for row in rows]
+        columns.append([_as_json(v) for v in values] if column.name in json_columns else values)
+    return columns
+
+
+def _records_of(dialect: Dialect, table: Table, rows: Sequence[Row]) -> list[tuple[Any, ...]]:
+    """`rows` as tuples in column order, for COPY."""
     names = [c.name for c in table.columns]
-    return [
-        [encode(row[name]) for row in rows] for name, encode in zip(names, encoders, strict=True)
-    ]
+    json_at = [i for i, name in enumerate(names) if name in _json_columns(dialect, table)]
+    values = itemgetter(*names)
+    if not json_at:
+        return [values(row) for row in rows]
+    records = []
+    for row in rows:
+        record = list(values(row))
+        for i in json_at:
+            record[i] = _as_json(record[i])
+        records.append(tuple(record))
+    return records
 
 
 async def _unnest(conn: AsyncConnection, table: Table, rows: Sequence[Row]) -> int:
@@ -167,7 +179,7 @@ async def _unnest(conn: AsyncConnection, table: Table, rows: Sequence[Row]) -> i
 async def _copy(conn: AsyncConnection, table: Table, rows: Sequence[Row]) -> int:
     names = [c.name for c in table.columns]
     driver: Any = (await conn.get_raw_connection()).driver_connection
-    records = list(zip(*_columns_of(conn.dialect, table, rows), strict=True))
+    records = _records_of(conn.dialect, table, rows)
     if _conflicts.get(table.name, 0) == 0:
         try:  # most batches are new rows: straight into the table, as fast as a bare COPY
             async with conn.begin_nested():
