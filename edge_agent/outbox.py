@@ -428,9 +428,12 @@ class Outbox:
     ) -> list[OutgoingMessage]:
         """Up to `limit` messages to publish, numbered and committed before they are returned.
 
-        Order: re-sends (numbered, unconfirmed, sent before `resend_before`, by seq);
-        unnumbered safety rows; unnumbered rows enqueued at or after `live_since`;
-        then at most `backlog_limit` older unnumbered rows. Oldest first within each.
+        Order: unnumbered safety rows; unnumbered rows enqueued at or after `live_since`
+        (live data); re-sends (numbered, unconfirmed, sent before `resend_before`, by
+        seq) in the room live data leaves; then at most `backlog_limit` older unnumbered
+        rows. Oldest first within each. Re-sends come after live data: after an outage a
+        hub can owe confirmations for thousands of rows at once, and re-sending them
+        first would hold the live data back behind all of them.
         """
         limit, backlog_limit = max(0, int(limit)), max(0, int(backlog_limit))
         job = partial(self._claim, limit, live_since, backlog_limit, resend_before)
@@ -501,8 +504,10 @@ class Outbox:
     ) -> list[OutgoingMessage]:
         conn, now, first = self._conn, self._clock(), self._next_seq
         with _transaction(conn):
-            resends = conn.execute(_SELECT_RESENDS, (resend_before, limit)).fetchall()
-            live, backlog = _pick_fresh(conn, limit - len(resends), live_since, backlog_limit)
+            live = _pick_live(conn, limit, live_since)
+            room = limit - len(live)
+            resends = conn.execute(_SELECT_RESENDS, (resend_before, room)).fetchall()
+            backlog = _pick_backlog(conn, room - len(resends), live_since, backlog_limit)
             fresh = live + backlog
             conn.executemany(_SET_SENT, ((now, row[0]) for row in resends))
             conn.executemany(_SET_SEQ, ((first + i, now, row[0]) for i, row in enumerate(fresh)))
@@ -510,12 +515,12 @@ class Outbox:
                 conn.execute(_UPSERT_META, ("seq", first + len(fresh) - 1))
         self._next_seq = first + len(fresh)
         self._tally = replace(self._tally, inflight=self._tally.inflight + len(fresh))
-        messages = [self._message(seq, kind, ts, body) for _, seq, kind, ts, body in resends]
-        messages += [
+        numbered = [
             self._message(first + i, kind, ts, body, first_sent=True, backlog=i >= len(live))
             for i, (_, kind, ts, body) in enumerate(fresh)
         ]
-        return messages
+        again = [self._message(seq, kind, ts, body) for _, seq, kind, ts, body in resends]
+        return numbered[: len(live)] + again + numbered[len(live) :]
 
     def _message(
         self,
@@ -616,19 +621,26 @@ def _insert_sql(rows: int) -> str:
     return INSERT_SQL + ", (?, ?, ?, ?, ?)" * (rows - 1)
 
 
-def _pick_fresh(
-    conn: sqlite3.Connection, room: int, live_since: float, backlog_limit: int
-) -> tuple[list[tuple[int, str, int, bytes]], list[tuple[int, str, int, bytes]]]:
-    """Unnumbered rows to publish: (safety then live, bounded backlog)."""
+def _pick_live(
+    conn: sqlite3.Connection, room: int, live_since: float
+) -> list[tuple[int, str, int, bytes]]:
+    """Unnumbered rows to publish first: safety rows, then live data."""
     rows: list[tuple[int, str, int, bytes]] = []
     if room > 0:
         rows += conn.execute(_SELECT_SAFETY, (room,)).fetchall()
     if room > len(rows):
         rows += conn.execute(_SELECT_LIVE, (live_since, room - len(rows))).fetchall()
-    backlog = min(room - len(rows), backlog_limit)
+    return rows
+
+
+def _pick_backlog(
+    conn: sqlite3.Connection, room: int, live_since: float, backlog_limit: int
+) -> list[tuple[int, str, int, bytes]]:
+    """Unnumbered rows from before `live_since`, at most `backlog_limit`."""
+    backlog = min(room, backlog_limit)
     if backlog <= 0:
-        return rows, []
-    return rows, conn.execute(_SELECT_BACKLOG, (live_since, backlog)).fetchall()
+        return []
+    return list(conn.execute(_SELECT_BACKLOG, (live_since, backlog)).fetchall())
 
 
 def _thin(conn: sqlite3.Connection, tally: _Tally, prio: int) -> _Tally:

@@ -61,8 +61,6 @@ SESSIONS_TOPIC = "ingest.sessions"
 """The bus name under which ingest processes share the per-channel sessions."""
 SESSION_TAKEN_OVER = 142
 """MQTT 5 DISCONNECT reason: another connection resumed this client id's session."""
-RESUME_DELAY_S = 5
-"""Before reconnecting a lost persistent session: longer than the bus's heartbeat."""
 
 
 class BrokerRefused(HubError):
@@ -287,12 +285,13 @@ class Ingest:
         broker = self._settings.broker
         if broker.username:
             client.username_pw_set(broker.username, broker.password or None)
-        # A persistent session's connection can also end because another process resumed
-        # it (a member that lost its slot but has not heard yet; Mosquitto 2.0 just closes
-        # the socket then). Reconnecting only after a heartbeat or two gives the bus time
-        # to tell this process, whose `released` then stops the client instead.
-        first = RESUME_DELAY_S if spec.persistent else 1
-        client.reconnect_delay_set(min_delay=first, max_delay=10)
+        # Back within a second or two, however long the broker was away: after a restart
+        # that lost the sessions (no persistence), nothing is subscribed until ingest is
+        # back, and the broker drops what devices publish meanwhile.
+        # (A member that lost its slot without hearing yet, its event loop stalled past the
+        # bus's session timeout, may take a session back from its new holder this way
+        # until its next heartbeat, 2 s, tells it: see docs/platform-engineer.md.)
+        client.reconnect_delay_set(min_delay=1, max_delay=2)
 
         def on_connect(c: mqtt.Client, _u: object, _f: object, rc: object, _p: object) -> None:
             if getattr(rc, "is_failure", False):

@@ -231,6 +231,7 @@ class HubStack:
         self.worker = HubProcess(workdir / "worker.log", config=self.config, role="worker")
         self.ingest.start()
         self.worker.start()
+        wait_sessions_subscribed([self.ingest], f"ingest-{self.run_id}")
 
     def _fetch(self, sql: str, *args: object) -> list[asyncpg.Record]:
         """The rows of one query; `{s}` in `sql` stands for the run's schema."""

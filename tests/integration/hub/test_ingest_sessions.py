@@ -129,7 +129,7 @@ async def test_a_session_the_broker_says_was_taken_over_is_let_go(
     tmp_path: Path, mqtt_url: str, run_id: str
 ) -> None:
     """MQTT 5 brokers that say so (DISCONNECT 142) end the session at once; Mosquitto 2.0
-    only closes the socket, which the bus's revocation covers (RESUME_DELAY_S)."""
+    only closes the socket, which the bus's revocation covers at the next heartbeat."""
     bus = InMemoryBus()
     await bus.start()
     ingest = Ingest(settings(tmp_path, mqtt_url, f"ingest-take-{run_id}"), bus)
