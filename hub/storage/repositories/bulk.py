@@ -151,7 +151,8 @@ def _columns_of(dialect: Dialect, table: Table, rows: Sequence[Row]) -> list[lis
 def _records_of(dialect: Dialect, table: Table, rows: Sequence[Row]) -> list[tuple[Any, ...]]:
     """`rows` as tuples in column order, for COPY."""
     names = [c.name for c in table.columns]
-    json_at = [i for i, name in enumerate(names) if name in _json_columns(dialect, table)]
+    json_columns = _json_columns(dialect, table)
+    json_at = [i for i, name in enumerate(names) if name in json_columns]
     values = itemgetter(*names)
     if not json_at:
         return [values(row) for row in rows]
