@@ -209,7 +209,9 @@ def detect_command(
     seconds: Annotated[
         float, typer.Option(min=0.1, max=600, help="Seconds per side and thread setting.")
     ] = 2.0,
-    rounds: Annotated[int, typer.Option(min=1, max=20, help="Rounds; the best is kept.")] = 3,
+    rounds: Annotated[
+        int, typer.Option(min=1, max=20, help="Slices per side, alternating; the best is kept.")
+    ] = 6,  # edge_agent.bench_detect.ROUNDS, not imported before the command runs
 ) -> None:
     """Agent detection pipeline FPS against raw session.run, same frames and threads."""
     from rich.markup import escape

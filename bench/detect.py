@@ -34,7 +34,7 @@ def run(
     *,
     model: Path,
     seconds: float = 2.0,
-    rounds: int = 3,
+    rounds: int = bench_detect.ROUNDS,
     progress: bench_detect.Progress | None = None,
 ) -> BenchResult:
     """Sweep the thread settings on synthetic 640x480 scenes; the fastest one is the ratio.

@@ -4,10 +4,10 @@ For each onnxruntime thread setting of a sweep, on the same frames:
 
 - raw: `session.run` frames/s on the frames' already preprocessed tensors, one call
   after the other on this thread: what the model alone can do with these threads;
-- pipeline: frames/s of the agent's own per-frame path, `FramePipeline.process`
-  (letterbox, inference, NMS, zones and rules, drift statistics, capture, snapshots)
-  in a worker thread per frame through `asyncio.to_thread`, then `deliver` to
-  in-memory sinks, as `run_pipeline` does; with per-stage means and p95.
+- pipeline: frames/s of the agent's own loop, `run_pipeline`: its thread takes each
+  frame and runs `FramePipeline.process` (letterbox, inference, NMS, zones and rules,
+  drift statistics, capture, snapshots), and the event loop delivers the results to
+  in-memory sinks; with per-stage means and p95.
 
 Frames are decoded before timing starts (the agent decodes in the camera's own
 thread); writing the results to the outbox is `outpost bench outbox`'s business.
@@ -28,6 +28,7 @@ import asyncio
 import math
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ import cv2
 import numpy as np
 
 from edge_agent.errors import AgentError
-from edge_agent.perception.camera import CameraFrame
+from edge_agent.perception.camera import CameraEnded, CameraFrame
 from edge_agent.perception.camera_config import CameraSection
 from edge_agent.perception.camera_sources import Image, as_bgr, make_source
 from edge_agent.perception.detector import Detections, Detector, DetectorOptions
@@ -49,15 +50,18 @@ from edge_agent.perception.pipeline import (
     PerceptionSection,
     PipelineSinks,
     Processed,
-    deliver,
+    run_pipeline,
 )
 from edge_agent.perception.rules import RuleSection
 from edge_agent.perception.zones import ZoneSection
 from protocol.models import ModelRef
 
 TARGET = 0.85
+ROUNDS = 6
+"""Slices per side and setting: short slices, alternating often, so that a neighbour's burst
+of load lands on both sides alike and each side's best slice is a quiet one."""
 STAGES = ("preprocess", "infer", "postprocess", "rules_drift_rest", "handoff")
-"""Per-frame stages: the detector's three, the rest of `process`, the thread hop + deliver."""
+"""Per-frame stages: the detector's three, the rest of `process`, taking the next frame."""
 MAX_FRAMES = 32
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 Progress = Callable[[int, int, str], None]
@@ -374,6 +378,39 @@ class _Samples:
     handoff_ms: list[float] = field(default_factory=list)
 
 
+class _TimedPipeline(FramePipeline):
+    """A `FramePipeline` that keeps how long each `process` took."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.process_s: list[float] = []
+
+    def process(self, frame: CameraFrame) -> Processed | None:
+        start = time.perf_counter()
+        processed = super().process(frame)
+        self.process_s.append(time.perf_counter() - start)
+        return processed
+
+
+class _Feed:
+    """The bench's frames in turn, as a camera hands them to the pipeline's thread, for
+    `seconds` (at least one frame); then the feed ends."""
+
+    def __init__(self, images: Sequence[Image], camera: str, seconds: float) -> None:
+        self._images, self._camera, self._seconds = images, camera, seconds
+        self.taken: list[float] = []
+        """`perf_counter()` at each take, and one more when the feed ended."""
+
+    def take_frame(self, stop: threading.Event) -> CameraFrame | None:
+        now = time.perf_counter()
+        self.taken.append(now)
+        if stop.is_set() or (len(self.taken) > 1 and now - self.taken[0] >= self._seconds):
+            raise CameraEnded("bench slice over")
+        seq = len(self.taken)
+        image = self._images[seq % len(self._images)]
+        return CameraFrame(image, seq, f"{self._camera}-bench-{seq}", _now(), self._camera)
+
+
 def _sinks() -> PipelineSinks:
     async def nothing(*_args: object) -> None:
         return None
@@ -403,12 +440,11 @@ class _SettingBench:
         sha = self.detector.info.sha256
         ref = ModelRef(name=model.stem[:64] or "model", version=sha[:12], sha256=sha)
         active = ActiveModel(self.detector, ref)
-        self.pipeline = FramePipeline(camera, perception, lambda: active, data_dir)
+        self.pipeline = _TimedPipeline(camera, perception, lambda: active, data_dir)
         self.images = list(frames)
         self.tensors = [self.detector.preprocess(i)[0] for i in self.images]
         self.samples = _Samples()
         self._sinks = _sinks()
-        self._seq = 0
 
     def raw_slice(self, seconds: float) -> float:
         """`session.run` frames/s on the prepared tensors for `seconds`."""
@@ -419,29 +455,18 @@ class _SettingBench:
         return done / elapsed
 
     async def pipeline_slice(self, seconds: float, *, record: bool = True) -> float:
-        """Pipeline frames/s for `seconds`, one frame at a time through a worker thread."""
-        done, start = 0, time.perf_counter()
-        while (elapsed := time.perf_counter() - start) < seconds or done == 0:
-            began = time.perf_counter()
-            processed, process_s = await asyncio.to_thread(self._process, self._next_frame())
-            if processed is not None:
-                await deliver(processed, self.pipeline.cfg, self._sinks)
-            if record:
-                self.samples.process_ms.append(process_s * 1000)
-                self.samples.handoff_ms.append((time.perf_counter() - began - process_s) * 1000)
-            done += 1
-        return done / elapsed
-
-    def _next_frame(self) -> CameraFrame:
-        self._seq += 1
-        image = self.images[self._seq % len(self.images)]
-        camera = self.pipeline.camera
-        return CameraFrame(image, self._seq, f"{camera}-bench-{self._seq}", _now(), camera)
-
-    def _process(self, frame: CameraFrame) -> tuple[Processed | None, float]:
-        start = time.perf_counter()
-        processed = self.pipeline.process(frame)
-        return processed, time.perf_counter() - start
+        """Pipeline frames/s for `seconds`: `run_pipeline`, the agent's own loop, on a feed
+        that hands over the next frame whenever the pipeline's thread asks."""
+        feed = _Feed(self.images, self.pipeline.camera, seconds)
+        timed = self.pipeline.process_s
+        timed.clear()
+        await run_pipeline(feed, self.pipeline, self._sinks)
+        frames = len(feed.taken) - 1
+        if record:
+            cycles = [b - a for a, b in zip(feed.taken, feed.taken[1:], strict=False)]
+            self.samples.process_ms += [t * 1000 for t in timed]
+            self.samples.handoff_ms += [(c - t) * 1000 for c, t in zip(cycles, timed, strict=False)]
+        return frames / (feed.taken[-1] - feed.taken[0])
 
     def stages(self) -> dict[str, StageStats]:
         """Mean and p95 of each stage over the recorded pipeline frames."""
@@ -474,7 +499,7 @@ def run(
     *,
     camera: CameraSection | None = None,
     seconds: float = 2.0,
-    rounds: int = 3,
+    rounds: int = ROUNDS,
     settings: Sequence[ThreadSetting] | None = None,
     progress: Progress | None = None,
 ) -> DetectReport:

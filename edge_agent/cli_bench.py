@@ -41,7 +41,7 @@ STAGE_NAMES = {
     "infer": "inference (session.run)",
     "postprocess": "postprocess (decode, NMS, boxes)",
     "rules_drift_rest": "zones, rules, drift, capture",
-    "handoff": "worker thread hop + delivery",
+    "handoff": "taking the next frame, posting the result",
 }
 
 
@@ -83,7 +83,9 @@ def detect(
     seconds: Annotated[
         float, typer.Option(min=0.1, max=600, help="Seconds per side and thread setting.")
     ] = 2.0,
-    rounds: Annotated[int, typer.Option(min=1, max=20, help="Rounds; the best is kept.")] = 3,
+    rounds: Annotated[
+        int, typer.Option(min=1, max=20, help="Slices per side, alternating; the best is kept.")
+    ] = bench_detect.ROUNDS,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Per-stage detection timings and frames/s on this device, per onnxruntime thread setting."""

@@ -1,7 +1,8 @@
 """A camera for the pipeline: the newest frame only, at most `fps` a second, self-healing.
 
 A dedicated thread reads the source (OpenCV reads block) and keeps only the
-latest frame; the event loop takes it through `next_frame()` / `frames()`. A slow
+latest frame; the event loop takes it through `next_frame()` / `frames()`, a thread of
+the consumer's own through `take_frame()`. A slow
 consumer therefore always gets the scene as it is now: frames it had no time for
 are dropped and counted, never queued. When the source fails the thread reports
 `camera_lost` once, reopens it with capped, jittered backoff, and reports
@@ -124,11 +125,14 @@ class CameraStats:
 
 
 class _Mailbox:
-    """The newest frame, handed from the capture thread to the event loop."""
+    """The newest frame, handed from the capture thread to the event loop or a thread."""
+
+    POLL_S = 0.1
+    """How often a waiting thread looks at its stop flag."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._lock = threading.Lock()
+        self._cond = threading.Condition(threading.Lock())
         self._fresh = asyncio.Event()
         self._frame: CameraFrame | None = None
         self._ended = False
@@ -136,20 +140,22 @@ class _Mailbox:
 
     def put(self, frame: CameraFrame) -> None:
         """(thread) Replace the waiting frame, if any, with this newer one."""
-        with self._lock:
+        with self._cond:
             self._frame = frame
+            self._cond.notify_all()
         self.call(self._fresh.set)
 
     def discard(self) -> None:
         """(thread) Drop the waiting frame: it shows the scene before an outage."""
-        with self._lock:
+        with self._cond:
             self._frame = None
 
     def finish(self, failure: BaseException | None = None) -> None:
         """(thread) No more frames: stopped, the stream ended, or the thread failed."""
-        with self._lock:
+        with self._cond:
             self._ended = True
             self._failure = failure
+            self._cond.notify_all()
         self.call(self._fresh.set)
 
     def call(self, callback: Callable[[], object]) -> None:
@@ -164,15 +170,34 @@ class _Mailbox:
         while True:
             # Clearing before looking cannot lose a wake-up: `set` runs on this loop.
             self._fresh.clear()
-            with self._lock:
-                frame, ended, failure = self._frame, self._ended, self._failure
-            if frame is not None and frame.seq > seq:
+            with self._cond:
+                frame = self._newer_than(seq)
+            if frame is not None:
                 return frame
-            if failure is not None:
-                raise CameraError(f"camera capture failed: {failure!r}") from failure
-            if ended:
-                raise CameraEnded("the camera's source ended")
             await self._fresh.wait()
+
+    def wait_newer_than(self, seq: int, stop: threading.Event) -> CameraFrame | None:
+        """(thread) Block until a frame newer than `seq`; None once `stop` is set.
+
+        `CameraEnded` once none can come.
+        """
+        with self._cond:
+            while not stop.is_set():
+                frame = self._newer_than(seq)
+                if frame is not None:
+                    return frame
+                self._cond.wait(self.POLL_S)
+        return None
+
+    def _newer_than(self, seq: int) -> CameraFrame | None:
+        """(lock held) The waiting frame if newer than `seq`; raises once none can come."""
+        if self._frame is not None and self._frame.seq > seq:
+            return self._frame
+        if self._failure is not None:
+            raise CameraError(f"camera capture failed: {self._failure!r}") from self._failure
+        if self._ended:
+            raise CameraEnded("the camera's source ended")
+        return None
 
 
 class _Capture:
@@ -359,21 +384,40 @@ class Camera:
 
         Raises `CameraEnded` when the source ended (a file played once).
         """
+        mailbox = self._started()
+        delay = self._due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        return self._took(await mailbox.newer_than(self._last_seq))
+
+    def take_frame(self, stop: threading.Event) -> CameraFrame | None:
+        """`next_frame` for a thread of its own: blocks; None once `stop` is set.
+
+        The pipeline's worker thread takes its frames here, so the event loop is not on
+        its frame cycle. Raises `CameraEnded` when the source ended.
+        """
+        mailbox = self._started()
+        delay = self._due - time.monotonic()
+        if delay > 0 and stop.wait(delay):
+            return None
+        frame = mailbox.wait_newer_than(self._last_seq, stop)
+        return None if frame is None else self._took(frame)
+
+    def _started(self) -> _Mailbox:
         if self._mailbox is None:
             raise CameraError("camera not started: use `async with Camera(...)` or `start()`")
-        loop = asyncio.get_running_loop()
-        if self._period:
-            delay = self._due - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-        frame = await self._mailbox.newer_than(self._last_seq)
+        return self._mailbox
+
+    def _took(self, frame: CameraFrame) -> CameraFrame:
+        """Count `frame` as delivered and the ones it replaced as dropped; set the next due."""
         self._dropped += frame.seq - self._last_seq - 1
         self._last_seq = frame.seq
         self._delivered += 1
-        # A frame a little late keeps the schedule (the average stays at `fps`); a consumer
-        # later than a whole period starts a new one (no catch-up burst).
-        now = loop.time()
-        self._due = max((self._due or now) + self._period, now)
+        if self._period:
+            # A frame a little late keeps the schedule (the average stays at `fps`); a
+            # consumer later than a whole period starts a new one (no catch-up burst).
+            now = time.monotonic()
+            self._due = max((self._due or now) + self._period, now)
         return frame
 
     async def frames(self) -> AsyncIterator[CameraFrame]:

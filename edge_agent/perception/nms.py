@@ -41,6 +41,8 @@ def nms(
     Stopping at `limit` gives the same result as slicing the full answer, only sooner.
     """
     xyxy = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    if xyxy.shape[0] <= 1:  # the common frame: nothing to suppress
+        return np.arange(xyxy.shape[0] if limit is None else min(limit, xyxy.shape[0]))
     order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
     areas = (xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])
     keep: list[int] = []
@@ -68,7 +70,7 @@ def batched_nms(
     boxes' full extent plus one, which also holds for negative coordinates.
     """
     xyxy = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    if agnostic or xyxy.shape[0] == 0:
+    if agnostic or xyxy.shape[0] <= 1:
         return nms(xyxy, scores, iou_threshold, limit)
     extent = float(xyxy.max() - xyxy.min()) + 1.0
     offsets = np.asarray(class_ids, dtype=np.float64).reshape(-1, 1) * extent
@@ -83,7 +85,7 @@ def _iou_with(
 ) -> npt.NDArray[np.float64]:
     width = np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0])
     height = np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1])
-    inter = np.clip(width, 0.0, None) * np.clip(height, 0.0, None)
+    inter = np.maximum(width, 0.0) * np.maximum(height, 0.0)
     union = np.maximum(area + areas - inter, _TINY)
     iou: npt.NDArray[np.float64] = inter / union
     return iou

@@ -1,19 +1,20 @@
 """One camera's perception pipeline: frame → detector → rules → results, off the event loop.
 
-`FramePipeline.process(frame)` is the synchronous core, run in a worker thread per
-frame (the camera hands over only its newest frame, so a slow model drops frames,
-never queues them): detect with whatever model is active *now* (a model swap takes
-effect between two frames), evaluate the zones and rules, count drift statistics,
-offer the frame to the retraining capture, and draw a snapshot when a rule fired.
+`FramePipeline.process(frame)` is the synchronous core, run in a thread of the
+pipeline's own that takes each frame from the camera itself (the camera hands over
+only its newest frame, so a slow model drops frames, never queues them): detect with
+whatever model is active *now* (a model swap takes effect between two frames),
+evaluate the zones and rules, count drift statistics, offer the frame to the
+retraining capture, and draw a snapshot when a rule fired.
 
 `detect_frame` is the detection step alone (the active model's detector, objects capped
 as a frame result holds them); the pipeline calls it for every frame, and the local
 detect API (`detect_api.py`) for every request, so both report the same boxes.
 
-`run_pipeline` is the async side: for each processed frame it first hands stop
-condition changes to the safety supervisor (the stop path never waits behind the
-rest), then queues the rule events, the frame result, the drift points and the
-snapshot for the outbox.
+`run_pipeline` runs that thread, and is the async side: for each processed frame, in
+order, it first hands stop condition changes to the safety supervisor (the stop path
+never waits behind the rest), then queues the rule events, the frame result, the drift
+points and the snapshot for the outbox. The frame cycle never waits for the event loop.
 
 Example:
     pipeline = FramePipeline(camera_section, perception_section, models.active, data_dir)
@@ -25,17 +26,18 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Protocol
 
 import cv2
 import numpy as np
 from pydantic import Field
 
-from edge_agent.perception.camera import Camera, CameraEnded, CameraFrame
+from edge_agent.perception.camera import CameraEnded, CameraFrame
 from edge_agent.perception.camera_config import CameraSection
 from edge_agent.perception.camera_sources import Image
 from edge_agent.perception.capture import CaptureSection, CaptureStore
@@ -264,12 +266,57 @@ class PipelineSinks:
     snapshot: Callable[[Frame], Awaitable[None]]
 
 
-async def run_pipeline(camera: Camera, pipeline: FramePipeline, sinks: PipelineSinks) -> None:
-    """Process the camera's frames until it ends or the task is cancelled."""
+class FrameFeed(Protocol):
+    """Where a pipeline's worker thread takes its frames: `Camera.take_frame`."""
+
+    def take_frame(self, stop: threading.Event) -> CameraFrame | None:
+        """The next frame (blocks); None once `stop` is set; `CameraEnded` when no more."""
+        ...
+
+
+async def run_pipeline(feed: FrameFeed, pipeline: FramePipeline, sinks: PipelineSinks) -> None:
+    """Process the feed's frames until it ends or the task is cancelled.
+
+    One thread of its own takes each frame and processes it, so the per-frame cycle
+    never waits for the event loop; the loop delivers what it processed, in order.
+    """
+    loop = asyncio.get_running_loop()
+    results: asyncio.Queue[Processed | BaseException | None] = asyncio.Queue()
+    stop = threading.Event()
+
+    def post(item: Processed | BaseException | None) -> None:
+        try:
+            loop.call_soon_threadsafe(results.put_nowait, item)
+        except RuntimeError:  # the loop is closed: nobody is left to deliver to
+            stop.set()
+
+    worker = threading.Thread(
+        target=_perceive, args=(feed, pipeline, stop, post), name=f"perception-{pipeline.camera}"
+    )
+    worker.start()
+    try:
+        while (item := await results.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            await deliver(item, pipeline.cfg, sinks)
+        logger.info("camera %s ended", pipeline.camera)
+    finally:
+        stop.set()
+        # At most one frame's processing: the thread looks at `stop` between frames.
+        await asyncio.shield(asyncio.to_thread(worker.join))
+
+
+def _perceive(
+    feed: FrameFeed,
+    pipeline: FramePipeline,
+    stop: threading.Event,
+    post: Callable[[Processed | BaseException | None], None],
+) -> None:
+    """(worker thread) Take, process and post frames until `stop`; None when the feed ends."""
     idle_logged = False
     try:
-        async for frame in camera.frames():
-            processed = await asyncio.to_thread(pipeline.process, frame)
+        while (frame := feed.take_frame(stop)) is not None:
+            processed = pipeline.process(frame)
             if processed is None:
                 if not idle_logged:
                     logger.warning(
@@ -278,9 +325,11 @@ async def run_pipeline(camera: Camera, pipeline: FramePipeline, sinks: PipelineS
                     idle_logged = True
                 continue
             idle_logged = False
-            await deliver(processed, pipeline.cfg, sinks)
+            post(processed)
     except CameraEnded:
-        logger.info("camera %s ended", pipeline.camera)
+        post(None)
+    except Exception as exc:
+        post(exc)
 
 
 async def deliver(processed: Processed, cfg: PerceptionSection, sinks: PipelineSinks) -> None:

@@ -158,7 +158,7 @@ def test_edge_agent_bench_detect_shows_a_table_the_stages_and_the_keys_to_set(
     assert "intra 2, spin off" in text
     assert "█" in text  # the bar of each setting's frames/s
     assert "inference (session.run)" in text
-    assert "worker thread hop" in text
+    assert "taking the next frame" in text
     assert "fastest: intra" in text
     assert "[perception.detector]" in text
 

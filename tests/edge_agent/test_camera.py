@@ -7,6 +7,7 @@ path that does not exist, and watches what the pipeline would see.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import typing
 from collections.abc import Iterator
@@ -171,6 +172,40 @@ async def test_file_played_once_ends_the_stream(tmp_path: Path) -> None:
             await camera.next_frame()
     assert [f.seq for f in frames] == [1, 2, 3, 4, 5]
     assert events.events == [], "the end of a file is not a lost camera"
+
+
+async def test_a_thread_takes_newest_frames_at_the_rate_until_stopped_or_ended(
+    tmp_path: Path,
+) -> None:
+    video = write_video(tmp_path / "clip.avi", frames=8, fps=100)
+    stop = threading.Event()
+    async with Camera(CameraSection(source=f"file:{video}", fps=20)) as camera:
+        frames = await asyncio.to_thread(lambda: [camera.take_frame(stop) for _ in range(6)])
+        stop.set()
+        started = time.monotonic()
+        assert await asyncio.to_thread(camera.take_frame, stop) is None
+        assert time.monotonic() - started < 0.05, "a set stop answers at once"
+    seqs = [f.seq for f in frames if f is not None]
+    assert len(seqs) == 6
+    assert seqs == sorted(set(seqs)), "newer frames only, in order"
+    assert seqs[-1] - seqs[0] > 5, "frames the thread had no time for were dropped"
+    gaps = np.diff([f.ts.timestamp() for f in frames[1:] if f is not None])
+    assert float(np.mean(gaps)) >= 0.045, f"taken faster than 20 fps: {np.mean(gaps):.4f} s"
+    assert camera.stats.delivered == 6
+
+    once = write_video(tmp_path / "once.avi", frames=3, fps=100)
+    async with Camera(CameraSection(source=str(once), loop=False, fps=0)) as camera:
+
+        def take_all() -> list[int | str]:
+            seqs: list[int | str] = []
+            try:
+                while (frame := camera.take_frame(threading.Event())) is not None:
+                    seqs.append(frame.seq)
+            except CameraEnded:
+                seqs.append("ended")
+            return seqs
+
+        assert await asyncio.to_thread(take_all) == [1, 2, 3, "ended"]
 
 
 async def test_missing_file_is_lost_then_restored_when_it_appears(tmp_path: Path) -> None:

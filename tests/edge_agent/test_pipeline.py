@@ -8,6 +8,7 @@ period of the detection.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_agent.perception.camera import Camera, CameraFrame
+from edge_agent.perception.camera import Camera, CameraEnded, CameraFrame
 from edge_agent.perception.camera_config import CameraSection
 from edge_agent.perception.pipeline import (
     ActiveModel,
@@ -175,3 +176,73 @@ async def test_danger_zone_rule_stops_within_one_frame_period(
     assert len(results) >= 12
     assert snapshots, "no snapshot for the rule hit"
     assert any(p.metric == "drift.frames" for p in points), "no drift window closed"
+
+
+class ListFeed:
+    """A feed of `count` copies of one scene, then the end, as `run_pipeline` takes them."""
+
+    def __init__(self, image: np.ndarray, count: int) -> None:
+        self.image, self.count, self.taken = image, count, 0
+
+    def take_frame(self, stop: threading.Event) -> CameraFrame | None:
+        if stop.is_set():
+            return None
+        if self.taken == self.count:
+            raise CameraEnded("no more")
+        self.taken += 1
+        return CameraFrame(self.image, self.taken, f"f{self.taken}", datetime.now(UTC), "default")
+
+
+def collecting_sinks(results: list[FrameResult]) -> PipelineSinks:
+    async def nothing(*_args: object) -> None:
+        return None
+
+    return PipelineSinks(nothing, results.append, nothing, lambda _p: None, nothing)
+
+
+@pytest.mark.timeout(60)
+async def test_the_frame_cycle_never_waits_for_the_event_loop(
+    model: ActiveModel, tiny_yolo_onnx: Path, tmp_path: Path
+) -> None:
+    cfg = perception(tiny_yolo_onnx, send_empty_frames=True)
+    pipeline = FramePipeline(CameraSection(source="0"), cfg, lambda: model, tmp_path)
+    image = draw_scene(np.random.default_rng(3), 160, 160, shapes=2)[0]
+    results: list[FrameResult] = []
+    task = asyncio.create_task(
+        run_pipeline(ListFeed(image, 40), pipeline, collecting_sinks(results))
+    )
+    await asyncio.sleep(0.05)
+    before = pipeline.frames
+    time.sleep(0.5)  # noqa: ASYNC251 - the loop is busy: the pipeline's thread goes on
+    during = pipeline.frames - before
+    await asyncio.wait_for(task, 30)
+
+    assert during >= 3, f"only {during} frames processed while the loop was blocked"
+    assert [r.frame_id for r in results] == [f"f{i}" for i in range(1, 41)], "all, in order"
+    assert not [t for t in threading.enumerate() if t.name.startswith("perception-")]
+
+
+async def test_a_failure_in_the_pipeline_thread_is_raised_and_cancelling_stops_it(
+    model: ActiveModel, tiny_yolo_onnx: Path, tmp_path: Path
+) -> None:
+    cfg = perception(tiny_yolo_onnx)
+    pipeline = FramePipeline(CameraSection(source="0"), cfg, lambda: model, tmp_path)
+
+    class Broken:
+        def take_frame(self, stop: threading.Event) -> CameraFrame | None:
+            raise RuntimeError("the source broke")
+
+    with pytest.raises(RuntimeError, match="the source broke"):
+        await asyncio.wait_for(run_pipeline(Broken(), pipeline, collecting_sinks([])), 10)
+
+    endless = ListFeed(np.zeros((64, 64, 3), np.uint8), 10**9)
+    task = asyncio.create_task(run_pipeline(endless, pipeline, collecting_sinks([])))
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    taken = endless.taken
+    assert taken > 0
+    assert not [t for t in threading.enumerate() if t.name.startswith("perception-")]
+    await asyncio.sleep(0.1)
+    assert endless.taken == taken, "the thread took frames after its task was cancelled"
