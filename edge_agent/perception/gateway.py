@@ -325,15 +325,27 @@ class Gateway:
             "gateway: consuming %s%s as group %s",
             self.cfg.topic_prefix, BUS_TOPIC_BY_CHANNEL[Channel.FRAMES], self.cfg.group,
         )  # fmt: skip
+        delivering: asyncio.Task[None] | None = None
         try:
             while True:
                 batch = await consumer.getmany(timeout_ms=500, max_records=self.cfg.max_frames)
                 records = [r for rs in batch.values() for r in rs]
-                if records:
-                    await self._handle(records, producer)
-                    await self._guard("committing offsets", consumer.commit())
+                if not records:
+                    continue
+                work = [(r.topic, r.key, r.value) for r in records]
+                outs = await asyncio.to_thread(self.work, work)
+                # The previous batch was delivered while this one was detected on: batches are
+                # acknowledged and committed in order, and detection never waits on Kafka.
+                if delivering is not None:
+                    await delivering
+                delivering = asyncio.create_task(
+                    self._deliver(outs, next_offsets(records), producer, consumer)
+                )
         finally:
             self.connected = False
+            if delivering is not None:  # uncommitted: its frames come again, stored once
+                delivering.cancel()
+                await asyncio.gather(delivering, return_exceptions=True)
             await _close(consumer, producer)
 
     def work(self, records: Sequence[tuple[str, bytes | None, bytes | None]]) -> list[Output]:
@@ -351,18 +363,24 @@ class Gateway:
                 out.extend(self.process(job) or [])
         return out
 
-    async def _handle(self, records: Sequence[Any], producer: AIOKafkaProducer) -> None:
-        """Detect on each record's frame and produce its results; return once Kafka has
-        acknowledged every one of them (then the offsets may be committed)."""
-        batch = [(r.topic, r.key, r.value) for r in records]
+    async def _deliver(
+        self,
+        outs: Sequence[Output],
+        offsets: dict[tuple[str, int], int],
+        producer: AIOKafkaProducer,
+        consumer: AIOKafkaConsumer,
+    ) -> None:
+        """Produce a batch's results and, once Kafka acknowledged every one, commit the
+        batch's offsets (`offsets`: the next offset to read per topic and partition)."""
         sent: list[asyncio.Future[Any]] = []
-        for out in await asyncio.to_thread(self.work, batch):
+        for out in outs:
             topic = self.cfg.topic_prefix + out.topic
             sending = producer.send(topic, value=out.value, key=out.key)
             sent.append(await self._guard("producing results", sending))
         if sent:
             await self._guard("producing results", asyncio.gather(*sent))
             self.counters.results += len(sent)
+        await self._guard("committing offsets", consumer.commit(_partitions(offsets)))
 
     async def _guard(self, what: str, work: Any) -> Any:
         """Await one Kafka call within `timeout_s`; its failure ends the session."""
@@ -375,6 +393,27 @@ class Gateway:
             if _is_kafka_error(exc):
                 raise _KafkaFailure(f"{what} failed: {exc}") from exc
             raise
+
+
+def next_offsets(records: Sequence[Any]) -> dict[tuple[str, int], int]:
+    """(topic, partition) → the offset after the last of `records` there: what to commit.
+
+    >>> from types import SimpleNamespace as R
+    >>> next_offsets([R(topic="f", partition=0, offset=7), R(topic="f", partition=0, offset=9),
+    ...               R(topic="f", partition=2, offset=3)])
+    {('f', 0): 10, ('f', 2): 4}
+    """
+    out: dict[tuple[str, int], int] = {}
+    for record in records:
+        key = (record.topic, record.partition)
+        out[key] = max(out.get(key, 0), record.offset + 1)
+    return out
+
+
+def _partitions(offsets: dict[tuple[str, int], int]) -> dict[Any, int]:
+    from aiokafka import TopicPartition
+
+    return {TopicPartition(topic, partition): at for (topic, partition), at in offsets.items()}
 
 
 class _KafkaFailure(Exception):

@@ -4,16 +4,22 @@ same. The Kafka path is tested in tests/integration/edge/test_gateway.py."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import numpy.typing as npt
 import pytest
+from aiokafka import TopicPartition
 
 from edge_agent import cli_runtime
 from edge_agent.config import settings_from_dict
 from edge_agent.errors import ConfigError
+from edge_agent.perception import gateway as gateway_module
 from edge_agent.perception.default_model import SHIPPED_MODEL
 from edge_agent.perception.detect_api import DetectApi, DetectApiSection
 from edge_agent.perception.detector import DetectorOptions
@@ -21,6 +27,7 @@ from edge_agent.perception.gateway import (
     EVENTS_PER_FRAME,
     Gateway,
     GatewaySection,
+    Output,
     gateway_stream,
 )
 from edge_agent.perception.pipeline import ActiveModel, PerceptionSection, local_model
@@ -36,6 +43,7 @@ from protocol import (
     encode,
     is_gateway_stream,
 )
+from protocol.backoff import Backoff
 from protocol.models import Frame, FramePurpose
 from tests.edge_agent.sim_scene import encoded, person_and_forklift
 
@@ -294,3 +302,95 @@ def test_status_shows_what_the_gateway_did() -> None:
     )
     assert "Kafka unreachable" in cli_runtime._gateway({"connected": False})
     assert cli_runtime._gateway(None) == "off"
+
+
+class FakeConsumer:
+    """Hands out the given batches, then nothing; records what was committed, and when."""
+
+    def __init__(self, batches: list[list[SimpleNamespace]], log: list[str]) -> None:
+        self.batches, self.log = batches, log
+        self.commits = len(batches)
+        self.all_committed = asyncio.Event()
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def getmany(self, **_kw: object) -> dict[str, list[SimpleNamespace]]:
+        if not self.batches:
+            await asyncio.sleep(0.01)
+            return {}
+        return {"tp": self.batches.pop(0)}
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.log.append(f"commit {sorted((tp.partition, at) for tp, at in offsets.items())}")
+        self.commits -= 1
+        if not self.commits:
+            self.all_committed.set()
+
+
+class SlowProducer:
+    """Acknowledges each send only after `ack_s`: a Kafka round trip the detection must
+    not wait for."""
+
+    def __init__(self, ack_s: float, log: list[str]) -> None:
+        self.ack_s, self.log = ack_s, log
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def send(self, topic: str, *, value: bytes, key: bytes | None) -> asyncio.Future[None]:
+        acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        seq = decode_envelope(value).seq
+        asyncio.get_running_loop().call_later(self.ack_s, acked.set_result, None)
+        acked.add_done_callback(lambda _f: self.log.append(f"acked {seq}"))
+        return acked
+
+
+async def test_detection_goes_on_while_the_last_batch_is_acknowledged_and_commits_in_order(
+    tmp_path: Path,
+    shipped: ActiveModel,
+    scene: npt.NDArray[np.uint8],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    jpeg = encoded(scene)
+    log: list[str] = []
+
+    def record(seq: int, partition: int) -> SimpleNamespace:
+        value = frame_record(jpeg, seq=seq)
+        return SimpleNamespace(
+            topic="inference.frames", partition=partition, offset=100 + seq, key=b"cam-dock",
+            value=value,
+        )  # fmt: skip
+
+    batches = [[record(1, 0), record(2, 1)], [record(3, 0)], [record(4, 1)]]
+    consumer, producer = FakeConsumer(batches, log), SlowProducer(0.3, log)
+    monkeypatch.setattr(gateway_module, "_clients", lambda _cfg: (consumer, producer))
+    gw = gateway(tmp_path, shipped)
+    gw._clock = time.time  # the frames are fresh now
+    original = gw.work
+
+    def work(records: Sequence[tuple[str, bytes | None, bytes | None]]) -> list[Output]:
+        log.append(f"detect {[decode_envelope(v or b'').seq for _t, _k, v in records]}")
+        return original(records)
+
+    gw.work = work  # type: ignore[method-assign]
+    task = asyncio.create_task(gw._session(Backoff(0.1, 1.0)))
+    try:
+        await asyncio.wait_for(consumer.all_committed.wait(), 20)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    # Batch 2 was detected on before batch 1's results were acknowledged...
+    assert log.index("detect [3]") < log.index("acked 1")
+    # ...and each batch's offsets were committed only after its own results, in order.
+    commits = [line for line in log if line.startswith("commit")]
+    assert commits == ["commit [(0, 102), (1, 103)]", "commit [(0, 104)]", "commit [(1, 105)]"]
+    assert log.index("acked 2") < log.index("commit [(0, 102), (1, 103)]")
+    assert log.index("acked 3") < log.index("commit [(0, 104)]")
