@@ -255,6 +255,44 @@ class WatermarkResponder:
         return rows
 
 
+class BrokerObserver:
+    """Times each message on `filter` as the broker hands it out, and does nothing else.
+
+    A paho client on its own network thread that only stamps the arrival time and keeps
+    the raw payload; decoding waits for `envelopes()`, after the run. So a busy machine
+    delays the stamp by a thread switch, not by a backlog of decodes. It reconnects and
+    resubscribes within half a second of a broker restart.
+    """
+
+    def __init__(self, url: str, filter: str, client_id: str) -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.arrivals: list[tuple[float, bytes]] = []
+        host, port = url.removeprefix("mqtt://").split(":")
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
+        )
+        self._client.reconnect_delay_set(min_delay=0.1, max_delay=0.5)
+        self._client.on_connect = lambda c, *_: c.subscribe(filter, qos=1)
+        self._client.on_message = lambda _c, _u, m: self.arrivals.append((time.time(), m.payload))
+        self._client.connect_async(host, int(port))
+        self._client.loop_start()
+
+    def close(self) -> None:
+        """Disconnect and stop the network thread."""
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def envelopes(self) -> list[tuple[float, Envelope]]:
+        """(arrival time, envelope) of every valid message, in arrival order."""
+        out = []
+        for at, payload in list(self.arrivals):
+            with contextlib.suppress(ProtocolError):
+                out.append((at, decode_envelope(payload)))
+        return out
+
+
 @contextlib.contextmanager
 def running_responder(url: str, **kwargs: Any) -> Iterator[WatermarkResponder]:
     """A responder on its own event loop thread, for tests that drive subprocesses."""
