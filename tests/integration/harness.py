@@ -1,8 +1,8 @@
-"""Real parts for agent integration tests: a private Mosquitto, a watermark responder, agents.
+"""Real parts for agent integration tests: a private Mosquitto, agents, a broker observer.
 
-The responder stands in for the hub's ingest (until the hub data plane lands): it
-subscribes through the real broker, keeps what it receives, and publishes the
-`ingested` watermark (highest contiguous seq per stream) like the hub will.
+The hub itself is the real one (`tests/integration/hubrig.py`, the `real_hub` fixture):
+the agents' rows leave their outbox only because it stored them and sent the watermark
+back. `BrokerObserver` is the test's passive view of what an agent published.
 """
 
 from __future__ import annotations
@@ -17,27 +17,17 @@ import socket
 import subprocess
 import sys
 import time
-from collections import defaultdict
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import aiomqtt
 import orjson
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from protocol import (
     Channel,
     Envelope,
     ProtocolError,
-    Watermark,
     decode_envelope,
-    encode,
-    parse_topic,
-    topic,
 )
 
 MOSQUITTO = "/usr/sbin/mosquitto"
@@ -158,126 +148,44 @@ class PrivateBroker:
         self._proc = None
 
 
-@dataclass
-class Arrival:
-    """One message as the responder saw it."""
-
-    device: str
-    stream: str
-    seq: int
-    at: float
-    envelope: Envelope
-
-
-@dataclass
-class WatermarkResponder:
-    """Stores every uplink envelope once per (device, stream, seq) and publishes watermarks."""
-
-    url: str
-    arrivals: list[Arrival] = field(default_factory=list)
-    stored: dict[tuple[str, str], dict[int, Envelope]] = field(
-        default_factory=lambda: defaultdict(dict)
-    )
-    acknowledging: bool = True
-    client_id: str = "test-responder"
-    _marks: dict[tuple[str, str], int] = field(default_factory=dict)
-    _published: dict[tuple[str, str], int] = field(default_factory=dict)
-
-    async def run(self) -> None:
-        """Stay subscribed through broker restarts until cancelled."""
-        host, port = self.url.removeprefix("mqtt://").split(":")
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = 3600
-        while True:
-            try:
-                async with aiomqtt.Client(
-                    host,
-                    int(port),
-                    identifier=self.client_id,
-                    protocol=aiomqtt.ProtocolVersion.V5,
-                    clean_start=False,
-                    properties=props,
-                ) as client:
-                    await client.subscribe("outpost/v1/+/+", qos=1)
-                    async with asyncio.TaskGroup() as tg:
-                        tg.create_task(self._receive(client))
-                        tg.create_task(self._acknowledge(client))
-            except* (aiomqtt.MqttError, OSError):
-                await asyncio.sleep(0.2)
-
-    async def _receive(self, client: aiomqtt.Client) -> None:
-        async for message in client.messages:
-            try:  # other tests may publish garbage on a shared broker: skip it
-                parsed = parse_topic(str(message.topic))
-                env = decode_envelope(bytes(message.payload))  # type: ignore[arg-type]
-            except ProtocolError:
-                continue
-            if parsed.channel in (Channel.INGESTED, Channel.CMD, Channel.MODEL):
-                continue
-            self.arrivals.append(Arrival(env.device, env.stream, env.seq, time.time(), env))
-            self.stored[(env.device, env.stream)].setdefault(env.seq, env)
-
-    async def _acknowledge(self, client: aiomqtt.Client) -> None:
-        while True:
-            await asyncio.sleep(0.02)
-            if not self.acknowledging:
-                continue
-            for key, seqs in list(self.stored.items()):
-                mark = self._marks.get(key, 0)
-                while mark + 1 in seqs:
-                    mark += 1
-                self._marks[key] = mark
-                if mark and self._published.get(key) != mark:
-                    device, stream = key
-                    wm = Watermark(device=device, stream=stream, seq=mark, at=datetime.now(UTC))
-                    await client.publish(topic(device, Channel.INGESTED), encode(wm), qos=1)
-                    self._published[key] = mark
-
-    def forget_unacknowledged(self) -> None:
-        """What a hub that crashed before storing would lose: everything past the watermark."""
-        for key, seqs in self.stored.items():
-            mark = self._marks.get(key, 0)
-            for seq in [s for s in seqs if s > mark]:
-                del seqs[seq]
-
-    def telemetry_values(self, device: str) -> list[tuple[str, str, int, float]]:
-        """(stream, boot, seq, value) of every stored synthetic point, in seq order."""
-        rows = []
-        for (dev, stream), seqs in self.stored.items():
-            if dev != device:
-                continue
-            for seq in sorted(seqs):
-                env = seqs[seq]
-                if env.kind is Channel.TELEMETRY:
-                    for point in env.body.points:  # type: ignore[union-attr]
-                        if point.metric == "synthetic.counter":
-                            rows.append((stream, point.tags["boot"], seq, point.value))
-        return rows
-
-
 class BrokerObserver:
-    """Times each message on `filter` as the broker hands it out, and does nothing else.
+    """Times each message on `filters` as the broker hands it out, and does nothing else.
 
     A paho client on its own network thread that only stamps the arrival time and keeps
-    the raw payload; decoding waits for `envelopes()`, after the run. So a busy machine
+    the raw payload; decoding waits until `envelopes()` is asked. So a busy machine
     delays the stamp by a thread switch, not by a backlog of decodes. It reconnects and
-    resubscribes within half a second of a broker restart.
+    resubscribes within half a second of a broker restart. Next to a real hub it is the
+    test's view of what an agent published; it confirms nothing.
+
+    Example:
+        with BrokerObserver(url, [topic(device, Channel.EVENTS)], "obs-1") as observer:
+            ...
+            events = observer.bodies(device, Channel.EVENTS)
     """
 
-    def __init__(self, url: str, filter: str, client_id: str) -> None:
+    def __init__(self, url: str, filters: str | Sequence[str], client_id: str) -> None:
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion
 
+        subscriptions = [(f, 1) for f in ([filters] if isinstance(filters, str) else filters)]
         self.arrivals: list[tuple[float, bytes]] = []
+        self._decoded: list[tuple[float, Envelope]] = []
+        self._seen = 0
         host, port = url.removeprefix("mqtt://").split(":")
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
         )
         self._client.reconnect_delay_set(min_delay=0.1, max_delay=0.5)
-        self._client.on_connect = lambda c, *_: c.subscribe(filter, qos=1)
+        self._client.on_connect = lambda c, *_: c.subscribe(subscriptions)
         self._client.on_message = lambda _c, _u, m: self.arrivals.append((time.time(), m.payload))
         self._client.connect_async(host, int(port))
         self._client.loop_start()
+
+    def __enter__(self) -> BrokerObserver:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
         """Disconnect and stop the network thread."""
@@ -285,37 +193,17 @@ class BrokerObserver:
         self._client.loop_stop()
 
     def envelopes(self) -> list[tuple[float, Envelope]]:
-        """(arrival time, envelope) of every valid message, in arrival order."""
-        out = []
-        for at, payload in list(self.arrivals):
+        """(arrival time, envelope) of every valid message so far, in arrival order."""
+        arrived = self.arrivals[self._seen :]
+        self._seen += len(arrived)
+        for at, payload in arrived:
             with contextlib.suppress(ProtocolError):
-                out.append((at, decode_envelope(payload)))
-        return out
+                self._decoded.append((at, decode_envelope(payload)))
+        return list(self._decoded)
 
-
-@contextlib.contextmanager
-def running_responder(url: str, **kwargs: Any) -> Iterator[WatermarkResponder]:
-    """A responder on its own event loop thread, for tests that drive subprocesses."""
-    import threading
-
-    responder = WatermarkResponder(url, **kwargs)
-    loop = asyncio.new_event_loop()
-    task_box: dict[str, asyncio.Task[None]] = {}
-
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        task_box["t"] = loop.create_task(responder.run())
-        with contextlib.suppress(asyncio.CancelledError):
-            loop.run_until_complete(task_box["t"])
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield responder
-    finally:
-        loop.call_soon_threadsafe(lambda: task_box["t"].cancel())
-        thread.join(10)
-        loop.close()
+    def bodies(self, device: str, kind: Channel) -> list[Any]:
+        """The bodies of `device`'s `kind` envelopes so far, in arrival order."""
+        return [e.body for _at, e in self.envelopes() if e.device == device and e.kind == kind]
 
 
 def agent_config(

@@ -259,6 +259,16 @@ class HubStack:
         rows = self._fetch("SELECT state FROM {s}.device_status WHERE device = $1", device)
         return dict(orjson.loads(rows[0]["state"])) if rows else None
 
+    def event_types(self, device: str) -> set[str]:
+        """The types of the events the hub stored for `device`."""
+        rows = self._fetch("SELECT DISTINCT type FROM {s}.events WHERE device = $1", device)
+        return {r["type"] for r in rows}
+
+    def detection_frames(self, device: str) -> int:
+        """How many frame results of `device` the hub stored."""
+        rows = self._fetch("SELECT count(*) AS n FROM {s}.detections WHERE device = $1", device)
+        return int(rows[0]["n"])
+
     def gaps(self, device: str) -> dict[str, tuple[int, int]]:
         """Streams of `device` whose watermark is below a stored seq: {stream: (mark, max)}.
 

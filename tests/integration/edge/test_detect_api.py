@@ -8,39 +8,39 @@ names the API's address; SIGTERM closes the port.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 import tomli_w
 
-from protocol import DetectionBatch
+from protocol import Channel, DetectionBatch, topic
 from protocol.models import DetectedObject
 from tests.edge_agent.sim_scene import encoded, person_and_forklift
 from tests.edge_agent.test_detect_api import iou
 from tests.integration.edge.robotrig import status
 from tests.integration.harness import (
     AgentProcess,
-    WatermarkResponder,
+    BrokerObserver,
     agent_config,
     free_port,
-    running_responder,
     wait_for,
 )
+from tests.integration.hubrig import HubStack
 
 
-def frame_objects(responder: WatermarkResponder, device: str) -> list[DetectedObject] | None:
+def frame_objects(observer: BrokerObserver, device: str) -> list[DetectedObject] | None:
     """The objects of the first frame result the agent sent, once one arrived."""
-    for arrival in list(responder.arrivals):
-        body = arrival.envelope.body
-        if arrival.device == device and isinstance(body, DetectionBatch):
+    for body in observer.bodies(device, Channel.DETECTIONS):
+        if isinstance(body, DetectionBatch):
             return body.frames[0].objects
     return None
 
 
 @pytest.mark.timeout(180)
 def test_the_running_agent_detects_a_posted_image_as_its_camera_pipeline_does(
-    tmp_path: Path, mqtt_url: str, run_id: str
+    tmp_path: Path, mqtt_url: str, run_id: str, real_hub: Callable[[str], HubStack]
 ) -> None:
     device = f"det-{run_id}"
     data = tmp_path / "data"
@@ -60,11 +60,13 @@ def test_the_running_agent_detects_a_posted_image_as_its_camera_pipeline_does(
     cfg.write_text(tomli_w.dumps({"cameras": [camera], "perception": perception}) + cfg.read_text())
     url = f"http://127.0.0.1:{port}/v1/detect"
     agent = AgentProcess(cfg, tmp_path / "agent.log")
-    with running_responder(mqtt_url, client_id=f"resp-{run_id}") as responder:
+    real_hub(mqtt_url)  # stores and confirms; the observer sees what the agent published
+    detections = topic(device, Channel.DETECTIONS)
+    with BrokerObserver(mqtt_url, detections, client_id=f"obs-{run_id}") as observer:
         agent.start()
         try:
-            wait_for(lambda: frame_objects(responder, device) is not None, 90, "detections")
-            sent = frame_objects(responder, device)
+            wait_for(lambda: frame_objects(observer, device) is not None, 90, "detections")
+            sent = frame_objects(observer, device)
             assert sent is not None
             assert {o.cls for o in sent} >= {"person", "forklift"}
             assert (status(data).get("detect_api") or {}).get("url") == url

@@ -10,7 +10,7 @@ it back `camera_restored`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import aiomqtt
@@ -34,11 +34,11 @@ from tests.integration.edge.robotrig import (
 )
 from tests.integration.harness import (
     AgentProcess,
-    WatermarkResponder,
+    BrokerObserver,
     agent_config,
-    running_responder,
     wait_for,
 )
+from tests.integration.hubrig import HubStack
 
 WHOLE_FRAME = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
 
@@ -58,25 +58,32 @@ def stream() -> Iterator[MjpegServer]:
         server.stop()
 
 
-def bodies(responder: WatermarkResponder, device: str, kind: Channel) -> list[object]:
-    return [
-        a.envelope.body
-        for a in list(responder.arrivals)
-        if a.device == device and a.envelope.kind == kind
-    ]
+def observing(mqtt_url: str, device: str, run_id: str) -> BrokerObserver:
+    """What the agent publishes, seen at the broker; the real hub stores and confirms it."""
+    channels = (Channel.EVENTS, Channel.DETECTIONS, Channel.FRAMES)
+    return BrokerObserver(mqtt_url, [topic(device, c) for c in channels], f"obs-{run_id}")
 
 
-def events(responder: WatermarkResponder, device: str, kind: KnownEvent) -> list[Event]:
+def bodies(observer: BrokerObserver, device: str, kind: Channel) -> list[object]:
+    return observer.bodies(device, kind)
+
+
+def events(observer: BrokerObserver, device: str, kind: KnownEvent) -> list[Event]:
     return [
         e
-        for e in bodies(responder, device, Channel.EVENTS)
+        for e in bodies(observer, device, Channel.EVENTS)
         if isinstance(e, Event) and e.type == kind
     ]
 
 
 @pytest.mark.timeout(180)
 def test_camera_model_and_danger_rule_through_a_real_agent(
-    tmp_path: Path, mqtt_url: str, run_id: str, stream: MjpegServer, tiny_yolo_onnx: Path
+    tmp_path: Path,
+    mqtt_url: str,
+    run_id: str,
+    stream: MjpegServer,
+    tiny_yolo_onnx: Path,
+    real_hub: Callable[[str], HubStack],
 ) -> None:
     device = f"cam-{run_id}"
     data = tmp_path / "data"
@@ -113,26 +120,27 @@ def test_camera_model_and_danger_rule_through_a_real_agent(
     # Top-level keys must come before any table: the extra settings go first.
     cfg.write_text(tomli_w.dumps({"cameras": [camera], "perception": perception}) + cfg.read_text())
     agent = AgentProcess(cfg, tmp_path / "agent.log")
-    with running_responder(mqtt_url, client_id=f"resp-{run_id}") as responder:
+    hub = real_hub(mqtt_url)
+    with observing(mqtt_url, device, run_id) as observer:
         agent.start()
         try:
             wait_for(lambda: engaged(data), 60, "the danger-zone stop")
             assert status(data)["estop"]["source"] == "rule"
             wait_for(
-                lambda: bool(events(responder, device, KnownEvent.RULE_FIRED)), 20, "rule_fired"
+                lambda: bool(events(observer, device, KnownEvent.RULE_FIRED)), 20, "rule_fired"
             )
-            fired = events(responder, device, KnownEvent.RULE_FIRED)[0]
+            fired = events(observer, device, KnownEvent.RULE_FIRED)[0]
             assert fired.severity == Severity.CRITICAL
-            wait_for(lambda: bool(bodies(responder, device, Channel.DETECTIONS)), 20, "detections")
-            batch = bodies(responder, device, Channel.DETECTIONS)[0]
+            wait_for(lambda: bool(bodies(observer, device, Channel.DETECTIONS)), 20, "detections")
+            batch = bodies(observer, device, Channel.DETECTIONS)[0]
             assert isinstance(batch, DetectionBatch)
             frame = batch.frames[0]
             assert frame.camera == "front"
             assert frame.model.name == tiny_yolo_onnx.stem
             assert frame.objects
             assert frame.zones["danger"]
-            wait_for(lambda: bool(bodies(responder, device, Channel.FRAMES)), 20, "a snapshot")
-            snapshot = bodies(responder, device, Channel.FRAMES)[0]
+            wait_for(lambda: bool(bodies(observer, device, Channel.FRAMES)), 20, "a snapshot")
+            snapshot = bodies(observer, device, Channel.FRAMES)[0]
             assert isinstance(snapshot, Frame)
             assert snapshot.camera == "front"
 
@@ -142,26 +150,30 @@ def test_camera_model_and_danger_rule_through_a_real_agent(
             assert "rule:shape-in-danger" in acks[-1]["detail"]
 
             # Frames kept for retraining go to the hub on a `capture` command.
-            captured = [f.frame_id for f in bodies(responder, device, Channel.FRAMES)]
+            captured = [f.frame_id for f in bodies(observer, device, Channel.FRAMES)]
             capture = signed(device, CommandType.CAPTURE, CaptureParams(max_frames=3))
             acks = asyncio.run(send_and_collect(mqtt_url, device, [capture], until_status="done"))
             assert acks[-1]["detail"] == "3 captured frame(s) queued for the hub"
             wait_for(
-                lambda: len(bodies(responder, device, Channel.FRAMES)) >= len(captured) + 3,
+                lambda: len(bodies(observer, device, Channel.FRAMES)) >= len(captured) + 3,
                 20,
                 "three captured frames",
             )
 
             stream.stop()
             wait_for(
-                lambda: bool(events(responder, device, KnownEvent.CAMERA_LOST)), 20, "camera_lost"
+                lambda: bool(events(observer, device, KnownEvent.CAMERA_LOST)), 20, "camera_lost"
             )
             stream.start()
             wait_for(
-                lambda: bool(events(responder, device, KnownEvent.CAMERA_RESTORED)),
+                lambda: bool(events(observer, device, KnownEvent.CAMERA_RESTORED)),
                 20,
                 "camera_restored",
             )
+            # The real hub stored what the broker saw.
+            wanted = {"rule_fired", "camera_lost", "camera_restored"}
+            wait_for(lambda: wanted <= hub.event_types(device), 30, "the events at the hub")
+            assert hub.detection_frames(device) > 0
             assert agent.terminate() == 0
         finally:
             agent.ensure_stopped()
@@ -169,7 +181,12 @@ def test_camera_model_and_danger_rule_through_a_real_agent(
 
 @pytest.mark.timeout(180)
 def test_model_assignments_over_mqtt_swap_the_serving_model_or_are_refused(
-    tmp_path: Path, mqtt_url: str, run_id: str, stream: MjpegServer, tiny_yolo_onnx: Path
+    tmp_path: Path,
+    mqtt_url: str,
+    run_id: str,
+    stream: MjpegServer,
+    tiny_yolo_onnx: Path,
+    real_hub: Callable[[str], HubStack],
 ) -> None:
     device = f"mdl-{run_id}"
     data = tmp_path / "data"
@@ -189,9 +206,10 @@ def test_model_assignments_over_mqtt_swap_the_serving_model_or_are_refused(
     tampered = bytearray(good)
     tampered[len(tampered) // 2] ^= 0xFF
     agent = AgentProcess(cfg, tmp_path / "agent.log")
+    real_hub(mqtt_url)
     with (
         model_rig.ArtifactServer() as artifacts,
-        running_responder(mqtt_url, client_id=f"resp-{run_id}") as responder,
+        observing(mqtt_url, device, run_id) as observer,
     ):
         v1 = model_rig.manifest_for(
             good, url=artifacts.serve("/v1.onnx", good), name="shapes", version="1",
@@ -205,12 +223,12 @@ def test_model_assignments_over_mqtt_swap_the_serving_model_or_are_refused(
         try:
             wait_for(lambda: status(data).get("link", {}).get("state") == "up", 30, "link up")
             publish_retained(mqtt_url, device, model_rig.assignment_for(v1, device=device))
-            wait_for(lambda: bool(events(responder, device, KnownEvent.MODEL_ACTIVATED)), 60, "v1")
+            wait_for(lambda: bool(events(observer, device, KnownEvent.MODEL_ACTIVATED)), 60, "v1")
             wait_for(lambda: (status(data).get("model") or {}).get("version") == "1", 10, "status")
             wait_for(
                 lambda: any(
                     f.model.version == "1"
-                    for b in bodies(responder, device, Channel.DETECTIONS)
+                    for b in bodies(observer, device, Channel.DETECTIONS)
                     for f in b.frames  # type: ignore[attr-defined]
                 ),
                 30,
@@ -218,17 +236,17 @@ def test_model_assignments_over_mqtt_swap_the_serving_model_or_are_refused(
             )
 
             publish_retained(mqtt_url, device, model_rig.assignment_for(v2, device=device))
-            wait_for(lambda: bool(events(responder, device, KnownEvent.MODEL_REJECTED)), 60, "v2")
-            rejected = events(responder, device, KnownEvent.MODEL_REJECTED)[0]
+            wait_for(lambda: bool(events(observer, device, KnownEvent.MODEL_REJECTED)), 60, "v2")
+            rejected = events(observer, device, KnownEvent.MODEL_REJECTED)[0]
             assert rejected.detail["reason"] == "sha256_mismatch", rejected.detail
             assert rejected.detail["version"] == "2"
-            seen = len(bodies(responder, device, Channel.DETECTIONS))
+            seen = len(bodies(observer, device, Channel.DETECTIONS))
             wait_for(
-                lambda: len(bodies(responder, device, Channel.DETECTIONS)) > seen + 1,
+                lambda: len(bodies(observer, device, Channel.DETECTIONS)) > seen + 1,
                 30,
                 "detections after the refusal",
             )
-            latest = bodies(responder, device, Channel.DETECTIONS)[-1]
+            latest = bodies(observer, device, Channel.DETECTIONS)[-1]
             assert {f.model.version for f in latest.frames} == {"1"}  # type: ignore[attr-defined]
             assert (status(data).get("model") or {}).get("version") == "1"
             assert agent.terminate() == 0
