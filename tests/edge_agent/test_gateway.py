@@ -5,7 +5,6 @@ same. The Kafka path is tested in tests/integration/edge/test_gateway.py."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -372,7 +371,6 @@ async def test_detection_goes_on_while_the_last_batch_is_acknowledged_and_commit
     consumer, producer = FakeConsumer(batches, log), SlowProducer(0.3, log)
     monkeypatch.setattr(gateway_module, "_clients", lambda _cfg: (consumer, producer))
     gw = gateway(tmp_path, shipped)
-    gw._clock = time.time  # the frames are fresh now
     original = gw.work
 
     def work(records: Sequence[tuple[str, bytes | None, bytes | None]]) -> list[Output]:

@@ -107,7 +107,7 @@ def test_a_blacked_out_camera_drifts_and_a_healthy_one_does_not(tmp_path: Path) 
                 body = api.get(f"/devices/{device}/drift", headers=bearer).json()
                 return bool(body["history"]) and body["reference"]["learning"] is False
 
-            wait_for(lambda: scored(healthy) and scored(dark), 20, "both devices scored")
+            wait_for(lambda: scored(healthy) and scored(dark), 60, "both devices scored")
             assert drift_alerts() == {dark}  # the healthy device stays quiet
 
         chart = tmp_path / "drift.png"
