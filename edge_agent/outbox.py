@@ -430,12 +430,10 @@ class Outbox:
 
         Order: unnumbered safety rows; unnumbered rows enqueued at or after `live_since`
         (live data); re-sends (numbered, unconfirmed, sent before `resend_before`, by
-        seq) in the room live data leaves; then older unnumbered rows (the backlog).
-        Oldest first within each. Re-sends and backlog together are at most
-        `backlog_limit` (the drain allowance). Re-sends come after live data and share
-        the allowance: after an outage a hub can owe confirmations for thousands of rows
-        at once, and re-sending them all at once would bury both the live data and the
-        hub that is still working through the first copies.
+        seq) in the room live data leaves; then at most `backlog_limit` older unnumbered
+        rows. Oldest first within each. Re-sends come after live data: after an outage a
+        hub can owe confirmations for thousands of rows at once, and re-sending them
+        first would hold the live data back behind all of them.
         """
         limit, backlog_limit = max(0, int(limit)), max(0, int(backlog_limit))
         job = partial(self._claim, limit, live_since, backlog_limit, resend_before)
@@ -507,9 +505,9 @@ class Outbox:
         conn, now, first = self._conn, self._clock(), self._next_seq
         with _transaction(conn):
             live = _pick_live(conn, limit, live_since)
-            room = min(limit - len(live), backlog_limit)
+            room = limit - len(live)
             resends = conn.execute(_SELECT_RESENDS, (resend_before, room)).fetchall()
-            backlog = _pick_backlog(conn, room - len(resends), live_since)
+            backlog = _pick_backlog(conn, room - len(resends), live_since, backlog_limit)
             fresh = live + backlog
             conn.executemany(_SET_SENT, ((now, row[0]) for row in resends))
             conn.executemany(_SET_SEQ, ((first + i, now, row[0]) for i, row in enumerate(fresh)))
@@ -636,12 +634,13 @@ def _pick_live(
 
 
 def _pick_backlog(
-    conn: sqlite3.Connection, room: int, live_since: float
+    conn: sqlite3.Connection, room: int, live_since: float, backlog_limit: int
 ) -> list[tuple[int, str, int, bytes]]:
-    """Unnumbered rows from before `live_since`, at most `room`."""
-    if room <= 0:
+    """Unnumbered rows from before `live_since`, at most `backlog_limit`."""
+    backlog = min(room, backlog_limit)
+    if backlog <= 0:
         return []
-    return list(conn.execute(_SELECT_BACKLOG, (live_since, room)).fetchall())
+    return list(conn.execute(_SELECT_BACKLOG, (live_since, backlog)).fetchall())
 
 
 def _thin(conn: sqlite3.Connection, tally: _Tally, prio: int) -> _Tally:

@@ -9,10 +9,8 @@ under copies of its own backlog (`ResendTimer`). A broker's PUBACK alone proves
 nothing, so it is only used for flow control.
 
 Live data goes first; the backlog that piled up while the link was down drains
-behind it at `drain_rate` messages per second, re-sends included, so the dashboard
-stays current while hours of history catch up and a hub still working through the
-first copies is not handed a flood of second ones. Safety rows (events, acks, state)
-never wait.
+behind it at `drain_rate` messages per second, so the dashboard stays current
+while hours of history catch up. Safety rows (events, acks, state) never wait.
 
 The connection is an MQTT 5 persistent session (`clean_start` off, session
 expiry) with the device's retained `state` as its last will (`online: false`).
@@ -328,7 +326,7 @@ class Uplink:
                     async with asyncio.timeout(cfg.poll_interval_s):
                         await self._wake.wait()
                 continue
-            self._bucket.take(sum(1 for m in batch if m.backlog or not m.first_sent))
+            self._bucket.take(sum(1 for m in batch if m.backlog))
             await asyncio.gather(*(self._publish(client, m.channel, m.payload) for m in batch))
             self.status.published += len(batch)
             resent = sum(1 for m in batch if not m.first_sent)
