@@ -402,9 +402,11 @@ class _Feed:
         """`perf_counter()` at each take, and one more when the feed ended."""
 
     def take_frame(self, stop: threading.Event) -> CameraFrame | None:
+        if stop.is_set():
+            return None
         now = time.perf_counter()
         self.taken.append(now)
-        if stop.is_set() or (len(self.taken) > 1 and now - self.taken[0] >= self._seconds):
+        if len(self.taken) > 1 and now - self.taken[0] >= self._seconds:
             raise CameraEnded("bench slice over")
         seq = len(self.taken)
         image = self._images[seq % len(self._images)]
