@@ -424,19 +424,27 @@ class Outbox:
     # --- reading, numbering, confirming -------------------------------------------------
 
     async def claim(
-        self, *, limit: int, live_since: float, backlog_limit: int, resend_before: float
+        self,
+        *,
+        limit: int,
+        live_since: float,
+        backlog_limit: int,
+        resend_before: float,
+        resend_limit: int | None = None,
     ) -> list[OutgoingMessage]:
         """Up to `limit` messages to publish, numbered and committed before they are returned.
 
         Order: unnumbered safety rows; unnumbered rows enqueued at or after `live_since`
-        (live data); re-sends (numbered, unconfirmed, sent before `resend_before`, by
-        seq) in the room live data leaves; then at most `backlog_limit` older unnumbered
-        rows. Oldest first within each. Re-sends come after live data: after an outage a
-        hub can owe confirmations for thousands of rows at once, and re-sending them
-        first would hold the live data back behind all of them.
+        (live data); re-sends (numbered, unconfirmed, sent before `resend_before`, lowest
+        seq first, at most `resend_limit`; None: no limit) in the room live data leaves;
+        then at most `backlog_limit` older unnumbered rows. Oldest first within each.
+        Re-sends come after live data: after an outage a hub can owe confirmations for
+        thousands of rows at once, and re-sending them first would hold the live data
+        back behind all of them.
         """
         limit, backlog_limit = max(0, int(limit)), max(0, int(backlog_limit))
-        job = partial(self._claim, limit, live_since, backlog_limit, resend_before)
+        resends = limit if resend_limit is None else max(0, min(limit, int(resend_limit)))
+        job = partial(self._claim, limit, live_since, backlog_limit, resend_before, resends)
         return await self._run(job)
 
     async def confirm(self, stream: str, seq: int) -> int:
@@ -500,13 +508,19 @@ class Outbox:
             logger.info("outbox %s back under its cap (%d bytes)", self.path, tally.bytes)
 
     def _claim(
-        self, limit: int, live_since: float, backlog_limit: int, resend_before: float
+        self,
+        limit: int,
+        live_since: float,
+        backlog_limit: int,
+        resend_before: float,
+        resend_limit: int,
     ) -> list[OutgoingMessage]:
         conn, now, first = self._conn, self._clock(), self._next_seq
         with _transaction(conn):
             live = _pick_live(conn, limit, live_since)
             room = limit - len(live)
-            resends = conn.execute(_SELECT_RESENDS, (resend_before, room)).fetchall()
+            wanted = min(room, resend_limit)
+            resends = conn.execute(_SELECT_RESENDS, (resend_before, wanted)).fetchall()
             backlog = _pick_backlog(conn, room - len(resends), live_since, backlog_limit)
             fresh = live + backlog
             conn.executemany(_SET_SENT, ((now, row[0]) for row in resends))

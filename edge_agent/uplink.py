@@ -3,10 +3,11 @@
 Delivery contract (DESIGN.md "Delivery"): every row is published at QoS 1 with
 its `seq`; rows are deleted only when the hub's `ingested` watermark covers them;
 rows published but not covered are re-sent after `resend_timeout_s` without any
-watermark progress; with `resend_timeout_max_s` set, backing off (doubling up to it)
-while re-sends bring none, so that a hub that is slow rather than lossy is not buried
-under copies of its own backlog (`ResendTimer`). A broker's PUBACK alone proves
-nothing, so it is only used for flow control.
+watermark progress, in rounds of at most `resend_window` rows, lowest seq first (the
+gap the watermark waits on); with `resend_timeout_max_s` set, backing off (doubling up
+to it) while re-sends bring none, so that a hub that is slow rather than lossy is not
+buried under copies of its own backlog (`ResendTimer`). A broker's PUBACK alone
+proves nothing, so it is only used for flow control.
 
 Live data goes first; the backlog that piled up while the link was down drains
 behind it at `drain_rate` messages per second, so the dashboard stays current
@@ -153,7 +154,7 @@ class Uplink:
         self._bucket = TokenBucket(cfg.drain_rate, max(1.0, cfg.drain_rate * 0.5), clock)
         self._connected_at = clock()
         longest = cfg.resend_timeout_max_s or cfg.resend_timeout_s
-        self._resend = ResendTimer(cfg.resend_timeout_s, longest, clock())
+        self._resend = ResendTimer(cfg.resend_timeout_s, longest, clock(), window=cfg.resend_window)
 
     def notify(self) -> None:
         """New rows are in the outbox: publish now rather than at the next poll."""
@@ -312,11 +313,13 @@ class Uplink:
         cfg = self._settings.uplink
         while True:
             now = self._clock()
+            resend_before, resend_limit = self._resend.allowance(now)
             batch = await self._outbox.claim(
                 limit=cfg.batch_messages,
                 live_since=self._connected_at,
                 backlog_limit=self._bucket.available(),
-                resend_before=self._resend.resend_before(now),
+                resend_before=resend_before,
+                resend_limit=resend_limit,
             )
             if not batch:
                 self._wake.clear()
@@ -332,7 +335,7 @@ class Uplink:
             resent = sum(1 for m in batch if not m.first_sent)
             if resent:
                 self.status.resent += resent
-                self._resend.resent(now)
+                self._resend.resent(now, resent)
 
     async def _publish(self, client: aiomqtt.Client, channel: Channel, payload: bytes) -> None:
         await client.publish(
@@ -345,46 +348,87 @@ class Uplink:
 
 
 class ResendTimer:
-    """When published rows the hub has not confirmed are due to be published again.
+    """Which published rows the hub has not confirmed are published again, and when.
 
     A hub that is behind but storing (its watermark keeps moving) has lost nothing:
     re-sending its backlog would only add duplicates to the queue it is working through.
-    So rows are re-sent only once no watermark has moved for the timeout, and each round
-    of re-sends that brings no progress doubles the timeout (up to `max_s`), as TCP backs
-    off its retransmissions. Progress resets it.
+    So rows are re-sent only once no watermark has moved for the timeout, in rounds:
+
+    - A round re-sends at most `window` rows, the lowest seqs first. A watermark stalls
+      at its first gap, and the hub keeps what it received behind it, so filling the gap
+      moves the watermark over all of that at once; copies of the rest would be waste.
+    - A round whose re-sends are followed by progress doubles the next round's window
+      (the outage lost more than one window), up to `window_max`; a round without
+      progress, or one long after the last, starts again from `window`.
+    - Each round that brings no progress doubles the timeout before the next (up to
+      `max_s`), as TCP backs off its retransmissions. Progress resets it.
 
     Example:
-        >>> timer = ResendTimer(30.0, 240.0, now=0.0)
-        >>> timer.resend_before(29.0), timer.resend_before(31.0)
-        (0.0, 1.0)
-        >>> timer.resent(31.0)  # rows re-sent at 31 are due again 60 s later, not 30
-        >>> timer.resend_before(61.0), timer.resend_before(91.5)
-        (1.0, 31.5)
-        >>> timer.progress(100.0); timer.timeout_s
-        30.0
+        >>> timer = ResendTimer(30.0, 240.0, now=0.0, window=100)
+        >>> timer.allowance(29.0), timer.allowance(31.0)  # (re-send rows sent before, at most)
+        ((0.0, 0), (31.0, 100))
+        >>> timer.resent(31.0, 60)  # a round began at 31: 40 rows left in it
+        >>> timer.allowance(32.0), timer.timeout_s
+        ((31.0, 40), 60.0)
+        >>> timer.resent(32.0, 40); timer.allowance(90.0), timer.allowance(91.5)
+        ((0.0, 0), (91.5, 100))
+        >>> timer.progress(100.0); timer.timeout_s, timer.allowance(131.0)
+        (30.0, (131.0, 200))
     """
 
-    def __init__(self, base_s: float, max_s: float, now: float) -> None:
+    def __init__(
+        self,
+        base_s: float,
+        max_s: float,
+        now: float,
+        *,
+        window: int = 200,
+        window_max: int | None = None,
+    ) -> None:
         self.base_s, self.max_s = base_s, max(base_s, max_s)
+        self.base_window = max(1, window)
+        self.window_max = max(self.base_window, window_max or self.base_window * 16)
         self.timeout_s = base_s
-        self._progress_at = now
-        self._bumped_at: float | None = None
+        self.window = self.base_window
+        self._due_at = now + base_s
+        self._round_at: float | None = None
+        """When the current round began; None once progress ended it."""
+        self._left = 0
+        self._last_round_at: float | None = None
+        self._fruitful = False
 
     def progress(self, now: float) -> None:
         """A watermark moved (or the link came up): back to the base timeout."""
-        self._progress_at, self.timeout_s, self._bumped_at = now, self.base_s, None
+        if self._round_at is not None:
+            self._fruitful = True
+        self._round_at = None
+        self.timeout_s = self.base_s
+        self._due_at = now + self.base_s
 
-    def resend_before(self, now: float) -> float:
-        """Re-send rows last published before this time; 0 (none) while progress is recent."""
-        if now - self._progress_at < self.timeout_s:
-            return 0.0
-        return now - self.timeout_s
+    def allowance(self, now: float) -> tuple[float, int]:
+        """(before, count): re-send at most `count` of the unconfirmed rows last published
+        before `before`, lowest seq first; (0.0, 0) while none are due."""
+        if self._round_at is not None and self._left > 0 and now < self._due_at:
+            return self._round_at, self._left
+        if now >= self._due_at:
+            return now, self._next_window(now)
+        return 0.0, 0
 
-    def resent(self, now: float) -> None:
-        """Rows were re-sent at `now`: one round (of however many batches) backs off once."""
-        if self._bumped_at is None or now - self._bumped_at >= self.timeout_s:
+    def resent(self, now: float, count: int) -> None:
+        """`count` rows were re-sent at `now`, as `allowance(now)` allowed."""
+        if self._round_at is None or now >= self._due_at:  # this begins a round
+            self.window = self._next_window(now)
+            self._round_at, self._left = now, self.window
+            self._last_round_at, self._fruitful = now, False
             self.timeout_s = min(self.timeout_s * 2.0, self.max_s)
-            self._bumped_at = now
+            self._due_at = now + self.timeout_s
+        self._left -= count
+
+    def _next_window(self, now: float) -> int:
+        last = self._last_round_at
+        if self._fruitful and last is not None and now - last <= 4 * self.max_s:
+            return min(self.window * 2, self.window_max)
+        return self.base_window
 
 
 def _reraise_cancellation() -> None:

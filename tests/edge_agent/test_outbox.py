@@ -231,6 +231,26 @@ async def test_resend_waits_for_resend_before(db: Path, clock: Clock) -> None:
     await outbox.close()
 
 
+async def test_resend_limit_takes_the_lowest_seqs_first(db: Path, clock: Clock) -> None:
+    outbox = await open_outbox(db, clock)
+    await outbox.put_many([(Channel.TELEMETRY, body(n)) for n in range(10)])
+    await claim_all(outbox)  # seq 1..10 published
+    await outbox.confirm(outbox.stream, 2)
+    clock.advance(30)
+    due = clock()
+    first = await outbox.claim(
+        limit=100, live_since=due, backlog_limit=0, resend_before=due, resend_limit=3
+    )
+    assert [(m.seq, m.first_sent) for m in first] == [(3, False), (4, False), (5, False)]
+    none = await outbox.claim(
+        limit=100, live_since=due, backlog_limit=0, resend_before=due, resend_limit=0
+    )
+    assert none == []
+    rest = await outbox.claim(limit=100, live_since=due, backlog_limit=0, resend_before=due)
+    assert [m.seq for m in rest] == [6, 7, 8, 9, 10]  # the three above were sent at `due`
+    await outbox.close()
+
+
 async def test_claim_order_safety_live_resends_then_bounded_backlog(db: Path, clock: Clock) -> None:
     outbox = await open_outbox(db, clock)
     await outbox.put(Channel.TELEMETRY, body(0))

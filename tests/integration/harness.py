@@ -2,9 +2,7 @@
 
 The hub itself is the real one (`tests/integration/hubrig.py`, the `real_hub` fixture):
 the agents' rows leave their outbox only because it stored them and sent the watermark
-back. `BrokerObserver` is the test's passive view of what an agent published. One test
-still uses the watermark responder, which confirms at once: the broker-outage drain
-(see `tests/integration/edge/test_delivery.py`).
+back. `BrokerObserver` is the test's passive view of what an agent published.
 """
 
 from __future__ import annotations
@@ -19,27 +17,17 @@ import socket
 import subprocess
 import sys
 import time
-from collections import defaultdict
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import aiomqtt
 import orjson
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from protocol import (
     Channel,
     Envelope,
     ProtocolError,
-    Watermark,
     decode_envelope,
-    encode,
-    parse_topic,
-    topic,
 )
 
 MOSQUITTO = "/usr/sbin/mosquitto"
@@ -160,103 +148,6 @@ class PrivateBroker:
         self._proc = None
 
 
-@dataclass
-class Arrival:
-    """One message as the responder saw it."""
-
-    device: str
-    stream: str
-    seq: int
-    at: float
-    envelope: Envelope
-
-
-@dataclass
-class WatermarkResponder:
-    """Stores every uplink envelope once per (device, stream, seq) and publishes watermarks."""
-
-    url: str
-    arrivals: list[Arrival] = field(default_factory=list)
-    stored: dict[tuple[str, str], dict[int, Envelope]] = field(
-        default_factory=lambda: defaultdict(dict)
-    )
-    acknowledging: bool = True
-    client_id: str = "test-responder"
-    _marks: dict[tuple[str, str], int] = field(default_factory=dict)
-    _published: dict[tuple[str, str], int] = field(default_factory=dict)
-
-    async def run(self) -> None:
-        """Stay subscribed through broker restarts until cancelled."""
-        host, port = self.url.removeprefix("mqtt://").split(":")
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = 3600
-        while True:
-            try:
-                async with aiomqtt.Client(
-                    host,
-                    int(port),
-                    identifier=self.client_id,
-                    protocol=aiomqtt.ProtocolVersion.V5,
-                    clean_start=False,
-                    properties=props,
-                ) as client:
-                    await client.subscribe("outpost/v1/+/+", qos=1)
-                    async with asyncio.TaskGroup() as tg:
-                        tg.create_task(self._receive(client))
-                        tg.create_task(self._acknowledge(client))
-            except* (aiomqtt.MqttError, OSError):
-                await asyncio.sleep(0.2)
-
-    async def _receive(self, client: aiomqtt.Client) -> None:
-        async for message in client.messages:
-            try:  # other tests may publish garbage on a shared broker: skip it
-                parsed = parse_topic(str(message.topic))
-                env = decode_envelope(bytes(message.payload))  # type: ignore[arg-type]
-            except ProtocolError:
-                continue
-            if parsed.channel in (Channel.INGESTED, Channel.CMD, Channel.MODEL):
-                continue
-            self.arrivals.append(Arrival(env.device, env.stream, env.seq, time.time(), env))
-            self.stored[(env.device, env.stream)].setdefault(env.seq, env)
-
-    async def _acknowledge(self, client: aiomqtt.Client) -> None:
-        while True:
-            await asyncio.sleep(0.02)
-            if not self.acknowledging:
-                continue
-            for key, seqs in list(self.stored.items()):
-                mark = self._marks.get(key, 0)
-                while mark + 1 in seqs:
-                    mark += 1
-                self._marks[key] = mark
-                if mark and self._published.get(key) != mark:
-                    device, stream = key
-                    wm = Watermark(device=device, stream=stream, seq=mark, at=datetime.now(UTC))
-                    await client.publish(topic(device, Channel.INGESTED), encode(wm), qos=1)
-                    self._published[key] = mark
-
-    def forget_unacknowledged(self) -> None:
-        """What a hub that crashed before storing would lose: everything past the watermark."""
-        for key, seqs in self.stored.items():
-            mark = self._marks.get(key, 0)
-            for seq in [s for s in seqs if s > mark]:
-                del seqs[seq]
-
-    def telemetry_values(self, device: str) -> list[tuple[str, str, int, float]]:
-        """(stream, boot, seq, value) of every stored synthetic point, in seq order."""
-        rows = []
-        for (dev, stream), seqs in self.stored.items():
-            if dev != device:
-                continue
-            for seq in sorted(seqs):
-                env = seqs[seq]
-                if env.kind is Channel.TELEMETRY:
-                    for point in env.body.points:  # type: ignore[union-attr]
-                        if point.metric == "synthetic.counter":
-                            rows.append((stream, point.tags["boot"], seq, point.value))
-        return rows
-
-
 class BrokerObserver:
     """Times each message on `filters` as the broker hands it out, and does nothing else.
 
@@ -313,31 +204,6 @@ class BrokerObserver:
     def bodies(self, device: str, kind: Channel) -> list[Any]:
         """The bodies of `device`'s `kind` envelopes so far, in arrival order."""
         return [e.body for _at, e in self.envelopes() if e.device == device and e.kind == kind]
-
-
-@contextlib.contextmanager
-def running_responder(url: str, **kwargs: Any) -> Iterator[WatermarkResponder]:
-    """A responder on its own event loop thread, for tests that drive subprocesses."""
-    import threading
-
-    responder = WatermarkResponder(url, **kwargs)
-    loop = asyncio.new_event_loop()
-    task_box: dict[str, asyncio.Task[None]] = {}
-
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        task_box["t"] = loop.create_task(responder.run())
-        with contextlib.suppress(asyncio.CancelledError):
-            loop.run_until_complete(task_box["t"])
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield responder
-    finally:
-        loop.call_soon_threadsafe(lambda: task_box["t"].cancel())
-        thread.join(10)
-        loop.close()
 
 
 def agent_config(

@@ -2,10 +2,9 @@
 
 Real Mosquitto, real `edge-agent run` processes and the real hub (ingest and worker
 processes, Kafka, PostgreSQL): rows leave an agent's outbox only once this hub stored
-them and sent the watermark back. One test keeps the watermark responder: the backlog
-drain, which times live data at the broker with watermarks sent at once, so that it
-measures the agent's priority of live over backlog and not the hub's speed on a loaded
-machine. Figures are printed for the closing note (`pytest -s`).
+them and sent the watermark back. The backlog drain also has a passive observer at the
+broker, which times the live data there while the real hub confirms. Figures are
+printed for the closing note (`pytest -s`).
 """
 
 from __future__ import annotations
@@ -25,19 +24,19 @@ from typing import Any
 
 import pytest
 
-from protocol import Channel, PriorityClass
+from protocol import Channel, Envelope, PriorityClass, topic
 from tests.integration.harness import (
     EDGE_AGENT,
     AgentProcess,
+    BrokerObserver,
     PrivateBroker,
-    WatermarkResponder,
     agent_config,
-    running_responder,
     wait_for,
 )
 from tests.integration.hubrig import HubStack
 
 OUTAGE_S = float(os.environ.get("OUTPOST_TEST_OUTAGE_S", "60"))
+LIVE_P99_LIMIT_S = 5.0
 
 
 def outbox_points(db: Path) -> set[tuple[str, float]]:
@@ -100,12 +99,6 @@ def assert_prefix_per_boot(values: list[tuple[str, str, int, float]]) -> dict[st
     return {boot: len(v) for boot, v in by_boot.items()}
 
 
-def assert_contiguous_seqs(responder: WatermarkResponder, device: str) -> None:
-    for (dev, stream), seqs in responder.stored.items():
-        if dev == device and stream != "will":
-            assert sorted(seqs) == list(range(1, len(seqs) + 1)), f"stream {stream} has a gap"
-
-
 @pytest.mark.timeout(300)
 def test_kill_9_during_enqueues_loses_nothing_committed(
     tmp_path: Path, mqtt_url: str, run_id: str, real_hub: Callable[[str], HubStack]
@@ -145,50 +138,66 @@ def test_kill_9_during_enqueues_loses_nothing_committed(
     assert total >= 10_000
 
 
-@pytest.mark.timeout(OUTAGE_S * 3 + 120)
-def test_broker_outage_backlog_drains_behind_live_data(tmp_path: Path, run_id: str) -> None:
+@pytest.mark.timeout(OUTAGE_S * 3 + 180)
+def test_broker_outage_backlog_drains_behind_live_data(
+    tmp_path: Path, run_id: str, real_hub: Callable[[str], HubStack]
+) -> None:
     rig = private_rig(
         tmp_path,
         f"outage-{run_id}",
         telemetry={"sources": [{"type": "synthetic", "rate_hz": 200}]},
-        uplink={"drain_rate": 500},
+        # The product's default re-send timeout: with the harness's 2 s the agent would start a
+        # round of re-sends whenever the hub, working through 12,000 rows, pauses that long.
+        uplink={"drain_rate": 500, "resend_timeout_s": 30},
     )
     broker, device, data, cfg, agent = rig.broker, rig.device, rig.data, rig.cfg, rig.agent
+    hub = real_hub(broker.url)
+    # The real hub stores and confirms; a passive observer stamps each message's arrival at
+    # the broker, where the agent's priority of live data over the backlog shows.
+    observer = BrokerObserver(
+        broker.url, topic(device, Channel.TELEMETRY), client_id=f"observer-{run_id}"
+    )
     try:
-        with running_responder(broker.url) as responder:
-            agent.start()
-            time.sleep(3)
-            broker.stop()
-            time.sleep(OUTAGE_S)
-            restored = time.time()
-            broker.start()
-            wait_for(lambda: depth(data / "outbox.db") < 400, OUTAGE_S * 2 + 60, "the drain")
-            drained = time.time()
-            time.sleep(2)
-            assert agent.terminate() == 0
-            drain_remainder(agent, cfg, device=device, data=data, mqtt_url=broker.url)
-            values = responder.telemetry_values(device)
-            assert_prefix_per_boot(values)
-            assert_contiguous_seqs(responder, device)
-            live = [
-                a.at - a.envelope.body.points[0].ts.timestamp()  # type: ignore[union-attr]
-                for a in responder.arrivals
-                if a.envelope.kind is Channel.TELEMETRY
-                and restored + 1 < a.envelope.ts.timestamp() < drained
-            ]
+        agent.start()
+        time.sleep(3)
+        broker.stop()
+        time.sleep(OUTAGE_S)
+        restored = time.time()
+        broker.start()
+        wait_for(lambda: depth(data / "outbox.db") < 400, OUTAGE_S * 2 + 60, "the drain")
+        drained = time.time()
+        time.sleep(2)
+        assert agent.terminate() == 0
+        drain_remainder(agent, cfg, device=device, data=data, mqtt_url=broker.url)
     finally:
+        observer.close()
         agent.ensure_stopped()
         broker.kill()
+    values = hub.telemetry(device)
+    assert_prefix_per_boot(values)
+    assert hub.gaps(device) == {}, "a stream's watermark stops below a stored seq"
+    first: dict[tuple[str, int], tuple[float, Envelope]] = {}  # a re-sent copy is not live
+    for at, env in observer.envelopes():
+        first.setdefault((env.stream, env.seq), (at, env))
+    live = sorted(
+        at - env.body.points[0].ts.timestamp()  # type: ignore[union-attr]
+        for at, env in first.values()
+        if restored + 1 < env.ts.timestamp() < drained
+    )
     backlog = int(OUTAGE_S * 200)
-    live.sort()
     p99 = live[int(len(live) * 0.99) - 1] if live else float("nan")
     print(
         f"\noutage {OUTAGE_S:.0f} s at 200 msg/s: backlog ~{backlog} drained in "
-        f"{drained - restored:.1f} s; live p99 latency during the drain {p99 * 1000:.0f} ms "
-        f"over {len(live)} live messages"
+        f"{drained - restored:.1f} s by the real hub; live p99 latency to the broker during "
+        f"the drain {p99 * 1000:.0f} ms over {len(live)} live messages"
     )
-    assert live, "no live data flowed during the drain"
-    assert p99 < 2.0
+    # Live data kept flowing: at its own rate all through the drain, each message out
+    # within seconds. One held behind the backlog would wait tens of seconds (the drain
+    # takes 40-100 s here). With the hub's processes on the same two cores the CPU is
+    # saturated, so the scheduler alone puts the p99 at 0.2-1.5 s; the responder, which
+    # uses next to no CPU, gave 0.1 s.
+    assert len(live) >= 0.8 * 200 * (drained - restored - 1), "live data stopped flowing"
+    assert p99 < LIVE_P99_LIMIT_S
 
 
 @pytest.mark.timeout(180)
