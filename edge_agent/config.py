@@ -146,7 +146,7 @@ class UplinkSection(Section):
     backoff). Backing off spares a slow hub, but delays filling a gap left by an outage."""
     resend_window: Annotated[int, Field(ge=1, le=1_000_000)] = 200
     """Rows one round of re-sends publishes at most, the lowest seqs first (the gap the
-    watermark waits on); doubled per round that brings progress, up to 16 times this."""
+    watermark waits on)."""
     drain_rate: Annotated[float, Field(gt=0, le=1_000_000)] = 500.0
     live_window_s: PositiveSeconds = 5.0
     backoff_initial_s: PositiveSeconds = 0.5

@@ -357,9 +357,8 @@ class ResendTimer:
     - A round re-sends at most `window` rows, the lowest seqs first. A watermark stalls
       at its first gap, and the hub keeps what it received behind it, so filling the gap
       moves the watermark over all of that at once; copies of the rest would be waste.
-    - A round whose re-sends are followed by progress doubles the next round's window
-      (the outage lost more than one window), up to `window_max`; a round without
-      progress, or one long after the last, starts again from `window`.
+      (Growing the window after a round that brought progress was tried: on a hub that
+      is only slow, every stall then grew it, and the copies buried the hub again.)
     - Each round that brings no progress doubles the timeout before the next (up to
       `max_s`), as TCP backs off its retransmissions. Progress resets it.
 
@@ -373,34 +372,20 @@ class ResendTimer:
         >>> timer.resent(32.0, 40); timer.allowance(90.0), timer.allowance(91.5)
         ((0.0, 0), (91.5, 100))
         >>> timer.progress(100.0); timer.timeout_s, timer.allowance(131.0)
-        (30.0, (131.0, 200))
+        (30.0, (131.0, 100))
     """
 
-    def __init__(
-        self,
-        base_s: float,
-        max_s: float,
-        now: float,
-        *,
-        window: int = 200,
-        window_max: int | None = None,
-    ) -> None:
+    def __init__(self, base_s: float, max_s: float, now: float, *, window: int = 200) -> None:
         self.base_s, self.max_s = base_s, max(base_s, max_s)
-        self.base_window = max(1, window)
-        self.window_max = max(self.base_window, window_max or self.base_window * 16)
+        self.window = max(1, window)
         self.timeout_s = base_s
-        self.window = self.base_window
         self._due_at = now + base_s
         self._round_at: float | None = None
         """When the current round began; None once progress ended it."""
         self._left = 0
-        self._last_round_at: float | None = None
-        self._fruitful = False
 
     def progress(self, now: float) -> None:
         """A watermark moved (or the link came up): back to the base timeout."""
-        if self._round_at is not None:
-            self._fruitful = True
         self._round_at = None
         self.timeout_s = self.base_s
         self._due_at = now + self.base_s
@@ -411,24 +396,16 @@ class ResendTimer:
         if self._round_at is not None and self._left > 0 and now < self._due_at:
             return self._round_at, self._left
         if now >= self._due_at:
-            return now, self._next_window(now)
+            return now, self.window
         return 0.0, 0
 
     def resent(self, now: float, count: int) -> None:
         """`count` rows were re-sent at `now`, as `allowance(now)` allowed."""
         if self._round_at is None or now >= self._due_at:  # this begins a round
-            self.window = self._next_window(now)
             self._round_at, self._left = now, self.window
-            self._last_round_at, self._fruitful = now, False
             self.timeout_s = min(self.timeout_s * 2.0, self.max_s)
             self._due_at = now + self.timeout_s
         self._left -= count
-
-    def _next_window(self, now: float) -> int:
-        last = self._last_round_at
-        if self._fruitful and last is not None and now - last <= 4 * self.max_s:
-            return min(self.window * 2, self.window_max)
-        return self.base_window
 
 
 def _reraise_cancellation() -> None:

@@ -30,9 +30,16 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-SLOT_SESSION_TIMEOUT_S = 6.0
-"""How long a killed member keeps its slots before the survivors get them."""
+SLOT_SESSION_TIMEOUT_S = 10.0
+"""How long a killed member keeps its slots before the survivors get them. Shorter makes
+a loaded machine's processes (event loops stalled a few seconds) lose their slots to
+each other over and over, and a session in transit is served by nobody."""
+SLOT_HEARTBEAT_S = 2.0
 POLL_S = 1.0
+REBALANCE_ALLOWANCE_S = 60.0
+"""A poll also runs the rebalance callbacks, and letting a session go waits for the batch
+in flight: a poll may take this much longer than its timeout without anything being wrong
+(giving up then would leave the group, and start another rebalance for everyone)."""
 
 
 class _Relay(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no types
@@ -88,14 +95,15 @@ async def hold_slots(
         group_id=prefixed(bus.topic_prefix, group),
         enable_auto_commit=False,
         session_timeout_ms=int(SLOT_SESSION_TIMEOUT_S * 1000),
-        heartbeat_interval_ms=int(SLOT_SESSION_TIMEOUT_S * 1000 / 3),
+        heartbeat_interval_ms=int(SLOT_HEARTBEAT_S * 1000),
     )
     consumer.subscribe([topic], listener=relay)
     try:
         async with guarded(bus.bootstrap, f"joining group {group}", timeout_s + 10.0):
             await consumer.start()
         while True:  # no records ever come: polling keeps the membership alive
-            async with guarded(bus.bootstrap, f"holding slots of {topic}", timeout_s + POLL_S):
+            limit = timeout_s + POLL_S + REBALANCE_ALLOWANCE_S
+            async with guarded(bus.bootstrap, f"holding slots of {topic}", limit):
                 await consumer.getmany(timeout_ms=int(POLL_S * 1000))
     finally:
         if relay.held:
