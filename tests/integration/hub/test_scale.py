@@ -89,9 +89,20 @@ class Fleet:
         self, count: int, *, rate_hz: int, points: int, resend_max_s: float | None = None
     ) -> None:
         """`resend_max_s` sets the agents' re-send backoff, as a hub run past its capacity
-        needs (docs/field-technician.md, `resend_timeout_max_s`)."""
+        needs (docs/field-technician.md, `resend_timeout_max_s`).
+
+        Where the test is not about the agent, its settings are the product's defaults,
+        not the harness's quick ones: a state message every 10 s (at the harness's 1 s,
+        50 agents send 50 safety messages a second, each a seq every watermark waits
+        for) and a 10 s MQTT operation timeout (at 3 s, a broker slowed by a saturated
+        machine drops the agents' links). The uplink polls every 0.25 s, not 0.05 s: 50
+        agent processes share the hub's two cores here, which no real fleet does."""
         source = {"type": "synthetic", "rate_hz": rate_hz, "limit": points}
-        uplink: dict[str, float] = {"resend_timeout_s": 15}
+        uplink: dict[str, float] = {
+            "resend_timeout_s": 15,
+            "state_interval_s": 10,
+            "poll_interval_s": 0.25,
+        }
         if resend_max_s is not None:
             uplink["resend_timeout_max_s"] = resend_max_s
         for n in range(count):
@@ -103,6 +114,7 @@ class Fleet:
                 mqtt_url=self.broker.url,
                 telemetry={"batch_points": 1, "batch_delay_s": 0.05, "sources": [source]},
                 uplink=uplink,
+                mqtt={"url": self.broker.url, "connect_timeout_s": 10},
             )
             agent = AgentProcess(cfg, self.tmp / f"{device}.log")
             agent.start()
