@@ -365,14 +365,14 @@ class ResendTimer:
     Example:
         >>> timer = ResendTimer(30.0, 240.0, now=0.0, window=100)
         >>> timer.allowance(29.0), timer.allowance(31.0)  # (re-send rows sent before, at most)
-        ((0.0, 0), (31.0, 100))
+        ((0.0, 0), (1.0, 100))
         >>> timer.resent(31.0, 60)  # a round began at 31: 40 rows left in it
         >>> timer.allowance(32.0), timer.timeout_s
-        ((31.0, 40), 60.0)
+        ((1.0, 40), 60.0)
         >>> timer.resent(32.0, 40); timer.allowance(90.0), timer.allowance(91.5)
-        ((0.0, 0), (91.5, 100))
+        ((0.0, 0), (31.5, 100))
         >>> timer.progress(100.0); timer.timeout_s, timer.allowance(131.0)
-        (30.0, (131.0, 100))
+        (30.0, (101.0, 100))
     """
 
     def __init__(self, base_s: float, max_s: float, now: float, *, window: int = 200) -> None:
@@ -382,6 +382,8 @@ class ResendTimer:
         self._due_at = now + base_s
         self._round_at: float | None = None
         """When the current round began; None once progress ended it."""
+        self._before = 0.0
+        """The round re-sends rows last published before this: out for a whole timeout."""
         self._left = 0
 
     def progress(self, now: float) -> None:
@@ -394,15 +396,16 @@ class ResendTimer:
         """(before, count): re-send at most `count` of the unconfirmed rows last published
         before `before`, lowest seq first; (0.0, 0) while none are due."""
         if self._round_at is not None and self._left > 0 and now < self._due_at:
-            return self._round_at, self._left
+            return self._before, self._left
         if now >= self._due_at:
-            return now, self.window
+            return now - self.timeout_s, self.window
         return 0.0, 0
 
     def resent(self, now: float, count: int) -> None:
         """`count` rows were re-sent at `now`, as `allowance(now)` allowed."""
         if self._round_at is None or now >= self._due_at:  # this begins a round
             self._round_at, self._left = now, self.window
+            self._before = now - self.timeout_s
             self.timeout_s = min(self.timeout_s * 2.0, self.max_s)
             self._due_at = now + self.timeout_s
         self._left -= count

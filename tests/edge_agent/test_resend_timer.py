@@ -11,7 +11,7 @@ def test_no_resend_while_the_watermark_moves() -> None:
     for now in (10.0, 20.0, 29.0):
         timer.progress(now)
         assert timer.allowance(now + 29.9) == (0.0, 0)
-    assert timer.allowance(29.0 + 30.0) == (59.0, 200)
+    assert timer.allowance(29.0 + 30.0) == (29.0, 200)
 
 
 def test_each_fruitless_round_doubles_the_wait_up_to_the_cap() -> None:
@@ -19,7 +19,7 @@ def test_each_fruitless_round_doubles_the_wait_up_to_the_cap() -> None:
     now, waits = 30.5, []
     for _ in range(5):
         before, count = timer.allowance(now)
-        assert (before, count) == (now, 50)
+        assert (before, count) == (now - timer.timeout_s, 50)
         for batch in range(3):  # one round may go out in several batches
             timer.resent(now + batch * 0.01, 10)
         waits.append(timer.timeout_s)
@@ -38,7 +38,13 @@ def test_a_round_stops_at_its_window_until_the_next_is_due() -> None:
         sent += batch
     assert sent == 300
     assert timer.allowance(19.9) == (0.0, 0)
-    assert timer.allowance(20.0) == (20.0, 300)
+    assert timer.allowance(20.0) == (10.0, 300)
+
+
+def test_a_row_published_just_now_is_not_re_sent_when_a_round_falls_due() -> None:
+    timer = ResendTimer(30.0, 30.0, now=0.0)  # an idle device: no watermark moves
+    before, _ = timer.allowance(45.0)  # a row went out at 44.9, the first in a while
+    assert before == 15.0 < 44.9
 
 
 def test_progress_brings_the_base_timeout_back() -> None:
@@ -49,4 +55,4 @@ def test_progress_brings_the_base_timeout_back() -> None:
     timer.progress(100.0)
     assert timer.timeout_s == 30.0
     assert timer.allowance(129.0) == (0.0, 0)
-    assert timer.allowance(131.0)[0] == 131.0
+    assert timer.allowance(131.0)[0] == 101.0
