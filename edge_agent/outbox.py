@@ -443,8 +443,8 @@ class Outbox:
         back behind all of them.
         """
         limit, backlog_limit = max(0, int(limit)), max(0, int(backlog_limit))
-        resends = limit if resend_limit is None else max(0, min(limit, int(resend_limit)))
-        job = partial(self._claim, limit, live_since, backlog_limit, resend_before, resends)
+        resend_cap = limit if resend_limit is None else max(0, int(resend_limit))
+        job = partial(self._claim, limit, live_since, backlog_limit, resend_before, resend_cap)
         return await self._run(job)
 
     async def confirm(self, stream: str, seq: int) -> int:

@@ -380,22 +380,21 @@ class ResendTimer:
         self.window = max(1, window)
         self.timeout_s = base_s
         self._due_at = now + base_s
-        self._round_at: float | None = None
-        """When the current round began; None once progress ended it."""
         self._before = 0.0
         """The round re-sends rows last published before this: out for a whole timeout."""
         self._left = 0
+        """Rows the current round may still re-send; progress ends the round."""
 
     def progress(self, now: float) -> None:
         """A watermark moved (or the link came up): back to the base timeout."""
-        self._round_at = None
+        self._left = 0
         self.timeout_s = self.base_s
         self._due_at = now + self.base_s
 
     def allowance(self, now: float) -> tuple[float, int]:
         """(before, count): re-send at most `count` of the unconfirmed rows last published
         before `before`, lowest seq first; (0.0, 0) while none are due."""
-        if self._round_at is not None and self._left > 0 and now < self._due_at:
+        if self._left > 0 and now < self._due_at:
             return self._before, self._left
         if now >= self._due_at:
             return now - self.timeout_s, self.window
@@ -403,8 +402,8 @@ class ResendTimer:
 
     def resent(self, now: float, count: int) -> None:
         """`count` rows were re-sent at `now`, as `allowance(now)` allowed."""
-        if self._round_at is None or now >= self._due_at:  # this begins a round
-            self._round_at, self._left = now, self.window
+        if now >= self._due_at:  # this begins a round
+            self._left = self.window
             self._before = now - self.timeout_s
             self.timeout_s = min(self.timeout_s * 2.0, self.max_s)
             self._due_at = now + self.timeout_s

@@ -101,9 +101,9 @@ async def hold_slots(
     try:
         async with guarded(bus.bootstrap, f"joining group {group}", timeout_s + 10.0):
             await consumer.start()
+        poll_limit = timeout_s + POLL_S + REBALANCE_ALLOWANCE_S
         while True:  # no records ever come: polling keeps the membership alive
-            limit = timeout_s + POLL_S + REBALANCE_ALLOWANCE_S
-            async with guarded(bus.bootstrap, f"holding slots of {topic}", limit):
+            async with guarded(bus.bootstrap, f"holding slots of {topic}", poll_limit):
                 await consumer.getmany(timeout_ms=int(POLL_S * 1000))
     finally:
         if relay.held:

@@ -114,7 +114,7 @@ class Fleet:
                 mqtt_url=self.broker.url,
                 telemetry={"batch_points": 1, "batch_delay_s": 0.05, "sources": [source]},
                 uplink=uplink,
-                mqtt={"url": self.broker.url, "connect_timeout_s": 10},
+                mqtt={"connect_timeout_s": 10},
             )
             agent = AgentProcess(cfg, self.tmp / f"{device}.log")
             agent.start()
