@@ -67,7 +67,7 @@ check: setup ## Lint, format check, strict types, import rule
 
 test: setup ## Start the real dev services, run every test, stop what was started
 	dashboard/scripts/ensure-chromium.sh
-	deploy/dev/with-services $(VENV)/bin/pytest $(PYTEST_ARGS)
+	deploy/dev/with-services env PYTEST=$(VENV)/bin/pytest deploy/dev/run-tests $(PYTEST_ARGS)
 
 unit: setup ## Tests that need no service
 	$(VENV)/bin/pytest -m "not integration" $(PYTEST_ARGS)

@@ -43,14 +43,34 @@ POSTGRES = Service("PostgreSQL", "postgres", "OUTPOST_TEST_PG_DSN")
 def pytest_configure(config: pytest.Config) -> None:
     """Register the marker here too, so the folder works under any ini file."""
     config.addinivalue_line("markers", "integration: needs the real dev services")
+    config.addinivalue_line("markers", "serial: runs alone, after the rest")
+
+
+SERIAL = {
+    "hub/test_scale.py": "fleets that saturate the CPU; one stops the shared Kafka",
+    "edge/test_delivery.py": "live-data latency during a drain; kill -9 throughput",
+    "edge/test_mqtt_robot.py": "watchdog and override timing",
+    "edge/test_ros_robot.py": "watchdog and override timing",
+    "edge/test_websocket_robot.py": "watchdog and override timing",
+    "edge/test_bench_estop.py": "a benchmark",
+    "edge/test_gateway.py": "frames lost only inside the kill window",
+    "hub/test_bench_gateway.py": "a benchmark",
+    "hub/test_bench_ingest.py": "a benchmark",
+    "hub/test_bench_ws.py": "a benchmark",
+    "sim/test_sim_perception.py": "stopping distance depends on detection latency",
+}
+"""Files whose tests run alone, after the rest (`deploy/dev/run-tests`), and why."""
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` selection runs on the same hook
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test in this folder `integration`."""
+    """Mark every test in this folder `integration`, and those of SERIAL `serial`."""
     for item in items:
-        if INTEGRATION_DIR in item.path.resolve().parents:
+        path = item.path.resolve()
+        if INTEGRATION_DIR in path.parents:
             item.add_marker(pytest.mark.integration)
+            if path.relative_to(INTEGRATION_DIR).as_posix() in SERIAL:
+                item.add_marker(pytest.mark.serial)
 
 
 def env_file_path() -> Path:
