@@ -304,9 +304,10 @@ class Uplink:
         if mark.device != self._device:
             return
         deleted = await self._outbox.confirm(mark.stream, mark.seq)
+        ours = mark.stream == self._outbox.stream
         if deleted:
-            self._resend.progress(self._clock())
-        if deleted and mark.stream == self._outbox.stream:
+            self._resend.progress(self._clock(), mark.seq if ours else None)
+        if deleted and ours:
             self.status.watermark = max(self.status.watermark, mark.seq)
 
     async def _publish_loop(self, client: aiomqtt.Client) -> None:
@@ -332,10 +333,10 @@ class Uplink:
             self._bucket.take(sum(1 for m in batch if m.backlog))
             await asyncio.gather(*(self._publish(client, m.channel, m.payload) for m in batch))
             self.status.published += len(batch)
-            resent = sum(1 for m in batch if not m.first_sent)
+            resent = [m.seq for m in batch if not m.first_sent]
             if resent:
-                self.status.resent += resent
-                self._resend.resent(now, resent)
+                self.status.resent += len(resent)
+                self._resend.resent(now, len(resent), top_seq=max(resent))
 
     async def _publish(self, client: aiomqtt.Client, channel: Channel, payload: bytes) -> None:
         await client.publish(
@@ -361,18 +362,27 @@ class ResendTimer:
       is only slow, every stall then grew it, and the copies buried the hub again.)
     - Each round that brings no progress doubles the timeout before the next (up to
       `max_s`), as TCP backs off its retransmissions. Progress resets it.
+    - A watermark that stops exactly on the highest seq re-sent so far says the hub got
+      the copies and nothing after them: the rows after them were lost too (a broker
+      restarted before the hub's ingest was back drops a whole stretch), so the next
+      round starts at once, as TCP retransmits the next hole on a partial
+      acknowledgement. A watermark past the copies means the hub holds the originals
+      and is only behind: the next round waits the timeout again.
 
     Example:
         >>> timer = ResendTimer(30.0, 240.0, now=0.0, window=100)
         >>> timer.allowance(29.0), timer.allowance(31.0)  # (re-send rows sent before, at most)
         ((0.0, 0), (1.0, 100))
-        >>> timer.resent(31.0, 60)  # a round began at 31: 40 rows left in it
+        >>> timer.resent(31.0, 60, top_seq=160)  # a round began at 31: 40 rows left in it
         >>> timer.allowance(32.0), timer.timeout_s
         ((1.0, 40), 60.0)
-        >>> timer.resent(32.0, 40); timer.allowance(90.0), timer.allowance(91.5)
+        >>> timer.resent(32.0, 40, top_seq=200); timer.allowance(90.0), timer.allowance(91.5)
         ((0.0, 0), (31.5, 100))
-        >>> timer.progress(100.0); timer.timeout_s, timer.allowance(131.0)
-        (30.0, (101.0, 100))
+        >>> timer.progress(100.0, watermark=250); timer.timeout_s, timer.allowance(101.0)
+        (30.0, (0.0, 0))
+        >>> timer.resent(131.0, 100, top_seq=400); timer.progress(132.0, watermark=400)
+        >>> timer.allowance(132.0)  # the hub has the copies and nothing after them
+        (102.0, 100)
     """
 
     def __init__(self, base_s: float, max_s: float, now: float, *, window: int = 200) -> None:
@@ -384,12 +394,18 @@ class ResendTimer:
         """The round re-sends rows last published before this: out for a whole timeout."""
         self._left = 0
         """Rows the current round may still re-send; progress ends the round."""
+        self._top_seq: int | None = None
+        """The highest seq the current round has re-sent."""
 
-    def progress(self, now: float) -> None:
-        """A watermark moved (or the link came up): back to the base timeout."""
+    def progress(self, now: float, watermark: int | None = None) -> None:
+        """A watermark moved to `watermark` (or the link came up, None): back to the base
+        timeout, or a round at once when it stopped on the last copy re-sent."""
+        partial = watermark is not None and watermark == self._top_seq
+        if watermark is None or self._top_seq is None or watermark >= self._top_seq:
+            self._top_seq = None  # else the hub is still storing the copies
         self._left = 0
         self.timeout_s = self.base_s
-        self._due_at = now + self.base_s
+        self._due_at = now if partial else now + self.base_s
 
     def allowance(self, now: float) -> tuple[float, int]:
         """(before, count): re-send at most `count` of the unconfirmed rows last published
@@ -400,14 +416,17 @@ class ResendTimer:
             return now - self.timeout_s, self.window
         return 0.0, 0
 
-    def resent(self, now: float, count: int) -> None:
-        """`count` rows were re-sent at `now`, as `allowance(now)` allowed."""
+    def resent(self, now: float, count: int, *, top_seq: int) -> None:
+        """`count` rows, the highest `top_seq`, were re-sent at `now`, as `allowance(now)`
+        allowed."""
         if now >= self._due_at:  # this begins a round
             self._left = self.window
             self._before = now - self.timeout_s
+            self._top_seq = None
             self.timeout_s = min(self.timeout_s * 2.0, self.max_s)
             self._due_at = now + self.timeout_s
         self._left -= count
+        self._top_seq = max(top_seq, self._top_seq or top_seq)
 
 
 def _reraise_cancellation() -> None:

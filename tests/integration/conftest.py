@@ -58,6 +58,7 @@ SERIAL = {
     "hub/test_bench_ingest.py": "a benchmark",
     "hub/test_bench_ws.py": "a benchmark",
     "sim/test_sim_perception.py": "stopping distance depends on detection latency",
+    "sim/test_sim_run.py": "a stop relayed to the robot within one control period",
 }
 """Files whose tests run alone, after the rest (`deploy/dev/run-tests`), and why."""
 

@@ -94,8 +94,8 @@ def test_audit_verify_reports_an_intact_chain_then_a_deleted_row(
     assert run(config, "user", "add", "vic", "--role", "viewer", "--password-stdin").exit_code == 0
     intact = run(config, "audit", "verify")
     assert intact.exit_code == 0
-    assert intact.output.startswith("3 rows, chain intact; head 3:")
-    head = intact.output.strip().rsplit(" ", 1)[1]
+    assert intact.stdout.startswith("3 rows, chain intact; head 3:")
+    head = intact.stdout.strip().rsplit(" ", 1)[1]
     assert run(config, "audit", "verify", "--anchor", head).exit_code == 0
     assert run(config, "audit", "verify", "--anchor", "3:nothex").exit_code == 2
 
