@@ -56,6 +56,8 @@ STORED_CHANNELS = (
     Channel.FRAMES,
 )
 DATA_TOPICS = tuple(TOPIC_BY_CHANNEL[c] for c in STORED_CHANNELS)
+MARKS_IN_FLIGHT = 100
+"""Watermarks the writer's MQTT client has unacknowledged at once."""
 
 
 @dataclass
@@ -111,17 +113,27 @@ class Writer:
             self._bus.consumer(topics, group=self._settings.worker.group) as consumer,
             _mqtt_client(self._settings, "outpost-writer") as mqtt,
         ):
-            while True:
-                records = await consumer.poll(
-                    max_records=self._settings.worker.batch_max, timeout_s=1.0
-                )
-                self.lag = consumer.lag()
-                if not records:
-                    continue
-                marks = await self._store(records)
-                await consumer.commit()
-                await self._publish_marks(mqtt, marks)
-                backoff.reset()
+            # A batch's watermarks go out while the next batch is read and stored: one
+            # batch's worth in flight at a time, and its failure ends the session.
+            marking: asyncio.Task[None] | None = None
+            try:
+                while True:
+                    records = await consumer.poll(
+                        max_records=self._settings.worker.batch_max, timeout_s=1.0
+                    )
+                    self.lag = consumer.lag()
+                    if not records:
+                        continue
+                    marks = await self._store(records)
+                    await consumer.commit()
+                    if marking is not None:
+                        await marking
+                    marking = asyncio.create_task(self._publish_marks(mqtt, marks))
+                    backoff.reset()
+            finally:
+                if marking is not None and not marking.done():
+                    marking.cancel()
+                    await asyncio.gather(marking, return_exceptions=True)
 
     async def _store(self, records: Sequence[Record]) -> dict[tuple[str, str], int]:
         envelopes: list[Uplink] = []
@@ -155,13 +167,19 @@ class Writer:
         return marks
 
     async def _publish_marks(self, mqtt: aiomqtt.Client, marks: dict[tuple[str, str], int]) -> None:
+        """Every device's watermark at once: one broker round trip for the batch, not one
+        per device (a batch holds one mark per stream, and a batch's marks go out only
+        after the previous batch's)."""
         now = datetime.now(UTC)
-        for (device, stream), seq in marks.items():
-            if seq <= 0:
-                continue
-            mark = Watermark(device=device, stream=stream, seq=seq, at=now)
-            await mqtt.publish(topic(device, Channel.INGESTED), encode(mark), qos=1)
-            self.counters.watermarks += 1
+        marked = [
+            Watermark(device=device, stream=stream, seq=seq, at=now)
+            for (device, stream), seq in marks.items()
+            if seq > 0
+        ]
+        await asyncio.gather(
+            *(mqtt.publish(topic(m.device, Channel.INGESTED), encode(m), qos=1) for m in marked)
+        )
+        self.counters.watermarks += len(marked)
 
 
 def _restamp_will(envelope: Envelope, record: Record) -> Envelope:
@@ -192,7 +210,7 @@ async def _store_deadletter_record(session: AsyncSession, record: Record) -> Non
 def _mqtt_client(settings: HubSettings, name: str) -> aiomqtt.Client:
     url = urlsplit(settings.broker.url)
     broker = settings.broker
-    return aiomqtt.Client(
+    client = aiomqtt.Client(
         url.hostname or "127.0.0.1",
         url.port or 1883,
         username=broker.username or None,
@@ -200,7 +218,11 @@ def _mqtt_client(settings: HubSettings, name: str) -> aiomqtt.Client:
         identifier=f"{name}-{id(settings):x}",
         timeout=settings.bus.timeout_s,
         socket_options=NO_DELAY,
+        max_inflight_messages=MARKS_IN_FLIGHT,
     )
+    # A batch's watermarks are published together (Writer._publish_marks): don't warn.
+    client.pending_calls_threshold = settings.worker.batch_max + 1
+    return client
 
 
 class Housekeeping:
