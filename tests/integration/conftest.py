@@ -52,11 +52,7 @@ SERIAL = {
     "edge/test_mqtt_robot.py": "watchdog and override timing",
     "edge/test_ros_robot.py": "watchdog and override timing",
     "edge/test_websocket_robot.py": "watchdog and override timing",
-    "edge/test_bench_estop.py": "a benchmark",
     "edge/test_gateway.py": "frames lost only inside the kill window",
-    "hub/test_bench_gateway.py": "a benchmark",
-    "hub/test_bench_ingest.py": "a benchmark",
-    "hub/test_bench_ws.py": "a benchmark",
     "sim/test_sim_perception.py": "stopping distance depends on detection latency",
     "sim/test_sim_run.py": "a stop relayed to the robot within one control period",
 }
