@@ -176,27 +176,33 @@ def test_broker_outage_backlog_drains_behind_live_data(
     values = hub.telemetry(device)
     assert_prefix_per_boot(values)
     assert hub.gaps(device) == {}, "a stream's watermark stops below a stored seq"
+    seen = observer.envelopes()
     first: dict[tuple[str, int], tuple[float, Envelope]] = {}  # a re-sent copy is not live
-    for at, env in observer.envelopes():
+    for at, env in seen:
         first.setdefault((env.stream, env.seq), (at, env))
+    # Live from a second after the observer was back on the restarted broker: what the agent
+    # published before that, the broker dropped for want of a subscriber (the hub's ingest
+    # too, if it was not back either), and the observer sees only the re-sent copy.
+    back = min((at for at, _env in seen if at > restored), default=restored)
     live = sorted(
         at - env.body.points[0].ts.timestamp()  # type: ignore[union-attr]
         for at, env in first.values()
-        if restored + 1 < env.ts.timestamp() < drained
+        if back + 1 < env.ts.timestamp() < drained
     )
     backlog = int(OUTAGE_S * 200)
     p99 = live[int(len(live) * 0.99) - 1] if live else float("nan")
     print(
         f"\noutage {OUTAGE_S:.0f} s at 200 msg/s: backlog ~{backlog} drained in "
         f"{drained - restored:.1f} s by the real hub; live p99 latency to the broker during "
-        f"the drain {p99 * 1000:.0f} ms over {len(live)} live messages"
+        f"the drain {p99 * 1000:.0f} ms over {len(live)} live messages (observer back "
+        f"{back - restored:.1f} s after the broker)"
     )
     # Live data kept flowing: at its own rate all through the drain, each message out
     # within seconds. One held behind the backlog would wait tens of seconds (the drain
     # takes 40-100 s here). With the hub's processes on the same two cores the CPU is
     # saturated, so the scheduler alone puts the p99 at 0.2-1.5 s; the responder, which
     # uses next to no CPU, gave 0.1 s.
-    assert len(live) >= 0.8 * 200 * (drained - restored - 1), "live data stopped flowing"
+    assert len(live) >= 0.8 * 200 * (drained - back - 1), "live data stopped flowing"
     assert p99 < LIVE_P99_LIMIT_S
 
 
