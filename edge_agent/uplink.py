@@ -426,7 +426,7 @@ class ResendTimer:
             self.timeout_s = min(self.timeout_s * 2.0, self.max_s)
             self._due_at = now + self.timeout_s
         self._left -= count
-        self._top_seq = max(top_seq, self._top_seq or top_seq)
+        self._top_seq = top_seq if self._top_seq is None else max(self._top_seq, top_seq)
 
 
 def _reraise_cancellation() -> None:

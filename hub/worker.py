@@ -131,7 +131,7 @@ class Writer:
                     marking = asyncio.create_task(self._publish_marks(mqtt, marks))
                     backoff.reset()
             finally:
-                if marking is not None and not marking.done():
+                if marking is not None:  # cancelling a finished task does nothing
                     marking.cancel()
                     await asyncio.gather(marking, return_exceptions=True)
 

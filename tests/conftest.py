@@ -6,7 +6,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,5 +81,4 @@ def _report_and_exit(signum: int, _frame: object) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _report_and_exit)
+    signal.signal(signal.SIGTERM, _report_and_exit)
