@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from typing import IO
 from pathlib import Path
 
 import pytest
@@ -46,16 +48,29 @@ def tiny_yolo_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # Where the suite's time goes, even when CI stops it: a test that takes long says so as
-# it ends, and a run terminated from outside (CI's overall limit) prints the slowest so far.
+# it ends, a failure is named as it happens (not only in the summary a stopped run never
+# prints), and a run terminated from outside (CI's overall limit) prints the tests still
+# running and the slowest so far. A hung test is stopped by pytest-timeout (pyproject).
 SLOW_TEST_S = 30.0
 _durations: dict[str, float] = {}
+_running: dict[str, float] = {}
+
+
+def pytest_runtest_logstart(nodeid: str, location: tuple[str, int | None, str]) -> None:
+    _running[nodeid] = time.monotonic()
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     _durations[report.nodeid] = _durations.get(report.nodeid, 0.0) + report.duration
+    if report.failed:
+        print(
+            f"\n[failed] {report.nodeid} ({report.when}, {_elapsed():.0f} s into the run)",
+            flush=True,
+        )
 
 
 def pytest_runtest_logfinish(nodeid: str, location: tuple[str, int | None, str]) -> None:
+    _running.pop(nodeid, None)
     took = _durations.get(nodeid, 0.0)
     if took >= SLOW_TEST_S:
         print(f"\n[slow] {took:.0f} s {nodeid} ({_elapsed():.0f} s into the run)", flush=True)
@@ -69,11 +84,14 @@ def _elapsed() -> float:
 
 
 def _report_and_exit(signum: int, _frame: object) -> None:
+    now = time.monotonic()
+    running = [f"{now - since:8.1f} s {nodeid}" for nodeid, since in _running.items()]
     slowest = sorted(_durations.items(), key=lambda item: -item[1])[:30]
     lines = [f"{took:8.1f} s {nodeid}" for nodeid, took in slowest]
     print(
         f"\nterminated by signal {signum} after {_elapsed():.0f} s, {len(_durations)} tests run;"
-        " slowest so far:\n" + "\n".join(lines),
+        " still running:\n" + ("\n".join(running) or "    (none)")
+        + "\nslowest so far:\n" + "\n".join(lines),
         file=sys.stderr,
         flush=True,
     )
@@ -82,3 +100,36 @@ def _report_and_exit(signum: int, _frame: object) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     signal.signal(signal.SIGTERM, _report_and_exit)
+
+
+# The backstop behind pytest-timeout's `timeout` (pyproject): a test still running a minute
+# after it ends every thread's stack, from C, into $OUTPOST_TEST_STACKS_DIR (one file per
+# process, headed by the test), which deploy/dev/run-tests prints after the pass.
+HUNG_AFTER_S = 660.0
+_stacks: IO[str] | None = None
+
+
+def _stacks_file() -> IO[str] | None:
+    global _stacks
+    folder = os.environ.get("OUTPOST_TEST_STACKS_DIR")
+    if _stacks is None and folder:
+        name = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        _stacks = open(Path(folder) / f"{name}-{os.getpid()}.txt", "w", encoding="utf-8")  # noqa: SIM115
+    return _stacks
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
+    stacks = _stacks_file()
+    if stacks is None:
+        yield
+        return
+    stacks.seek(0)
+    stacks.truncate()
+    stacks.write(f"hung for {HUNG_AFTER_S:.0f} s, and ended: {item.nodeid}\n")
+    stacks.flush()
+    faulthandler.dump_traceback_later(HUNG_AFTER_S, exit=True, file=stacks)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
