@@ -105,7 +105,7 @@ def pytest_configure(config: pytest.Config) -> None:
 # The backstop behind pytest-timeout's `timeout` (pyproject): a test still running a minute
 # after it ends every thread's stack, from C, into $OUTPOST_TEST_STACKS_DIR (one file per
 # process, headed by the test), which deploy/dev/run-tests prints after the pass.
-HUNG_AFTER_S = 660.0
+HUNG_AFTER_S = float(os.environ.get("OUTPOST_TEST_HUNG_AFTER_S", "660"))
 _stacks: IO[str] | None = None
 
 
