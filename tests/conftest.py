@@ -9,8 +9,8 @@ import signal
 import sys
 import time
 from collections.abc import Generator, Iterator
-from typing import IO
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -90,8 +90,10 @@ def _report_and_exit(signum: int, _frame: object) -> None:
     lines = [f"{took:8.1f} s {nodeid}" for nodeid, took in slowest]
     print(
         f"\nterminated by signal {signum} after {_elapsed():.0f} s, {len(_durations)} tests run;"
-        " still running:\n" + ("\n".join(running) or "    (none)")
-        + "\nslowest so far:\n" + "\n".join(lines),
+        " still running:\n"
+        + ("\n".join(running) or "    (none)")
+        + "\nslowest so far:\n"
+        + "\n".join(lines),
         file=sys.stderr,
         flush=True,
     )

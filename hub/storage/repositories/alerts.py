@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.storage.errors import translated
@@ -321,43 +322,53 @@ class NewAlert:
 
 @translated
 async def raise_alert(session: AsyncSession, *, alert: NewAlert) -> tuple[AlertRecord, bool]:
-    """Open an alert, or repeat the open one of the same (rule, device); True when new."""
+    """Open an alert, or repeat the open one of the same (rule, device); True when new.
+
+    Two hub workers may raise the same alert at once: the insert that loses the race on
+    `active_key` does nothing (it waits for the winner's commit), and the loser repeats
+    the winner's alert instead of failing its batch.
+    """
     key = active_key(alert.rule_id, alert.device)
-    row = await session.scalar(
-        select(AlertRow)
-        .where(AlertRow.active_key == key)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    if row is not None:
-        row.count += 1
-        row.last_seen_at = max(row.last_seen_at, alert.at)
-        row.message, row.detail, row.updated_at = alert.message, alert.detail, alert.at
-        await session.flush()
-        return _alert(row), False
-    result = await session.execute(
-        insert(AlertRow)
-        .values(
-            rule_id=alert.rule_id,
-            rule_name=alert.rule_name,
-            rule_type=alert.rule_type,
-            device=alert.device,
-            site_id=alert.site_id,
-            severity=alert.severity,
-            state="active",
-            message=alert.message,
-            detail=alert.detail,
-            count=1,
-            raised_at=alert.at,
-            last_seen_at=alert.at,
-            updated_at=alert.at,
-            active_key=key,
+    dialect = session.get_bind().dialect.name
+    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    while True:
+        row = await session.scalar(
+            select(AlertRow)
+            .where(AlertRow.active_key == key)
+            .with_for_update()
+            .execution_options(populate_existing=True)
         )
-        .returning(AlertRow.id)
-    )
-    created = await get_alert(session, alert_id=int(result.scalar_one()))
-    assert created is not None  # noqa: S101 - inserted just now
-    return created, True
+        if row is not None:
+            row.count += 1
+            row.last_seen_at = max(row.last_seen_at, alert.at)
+            row.message, row.detail, row.updated_at = alert.message, alert.detail, alert.at
+            await session.flush()
+            return _alert(row), False
+        inserted = await session.scalar(
+            insert_(AlertRow)
+            .values(
+                rule_id=alert.rule_id,
+                rule_name=alert.rule_name,
+                rule_type=alert.rule_type,
+                device=alert.device,
+                site_id=alert.site_id,
+                severity=alert.severity,
+                state="active",
+                message=alert.message,
+                detail=alert.detail,
+                count=1,
+                raised_at=alert.at,
+                last_seen_at=alert.at,
+                updated_at=alert.at,
+                active_key=key,
+            )
+            .on_conflict_do_nothing(index_elements=[AlertRow.active_key])
+            .returning(AlertRow.id)
+        )
+        if inserted is not None:
+            created = await get_alert(session, alert_id=int(inserted))
+            assert created is not None  # noqa: S101 - inserted just now
+            return created, True
 
 
 @translated

@@ -3,15 +3,18 @@ scope, filters, pages, rules and channels, run again on a freshly migrated schem
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from hub.storage.db import create_engine
+from hub.storage.db import create_engine, transaction
 from hub.storage.migrate import migrate, schema_drift
+from hub.storage.repositories.alerts import AlertRecord, NewAlert, raise_alert
 from tests.hub.alerts.rig import AlertRig, alert_rig
+from tests.hub.alerts.support import at, danger
 from tests.hub.alerts.test_api import (
     test_channels_are_admin_only_and_never_return_the_secret,
     test_filters_and_cursor_pages,
@@ -62,3 +65,44 @@ async def test_the_alert_tables_match_their_models(rig: AlertRig) -> None:
     drift = await schema_drift(rig.hub.engine)
     ours = [d for d in drift if "alert" in repr(d)]
     assert ours == []
+
+
+async def test_two_workers_raising_one_alert_at_once_open_it_once(rig: AlertRig) -> None:
+    """The second worker's insert waits for the first's commit, then repeats its alert."""
+    (seed,) = await rig.feed(danger(rig.mine))
+    new = NewAlert(
+        rule_id=seed.rule_id,
+        rule_name=seed.rule_name,
+        rule_type=seed.rule_type,
+        device=rig.theirs,
+        site_id="plant-b",
+        severity=seed.severity,
+        message="a person in dock",
+        detail={},
+        at=at(1),
+    )
+    first_inserted, first_may_commit = asyncio.Event(), asyncio.Event()
+
+    async def first() -> tuple[AlertRecord, bool]:
+        async with transaction(rig.hub.sessions) as session:
+            raised = await raise_alert(session, alert=new)
+            first_inserted.set()
+            await first_may_commit.wait()
+        return raised
+
+    async def second() -> tuple[AlertRecord, bool]:
+        await first_inserted.wait()
+        async with transaction(rig.hub.sessions) as session:
+            return await raise_alert(session, alert=new)
+
+    one = asyncio.create_task(first())
+    two = asyncio.create_task(second())
+    await first_inserted.wait()
+    await asyncio.sleep(0.5)  # the second is now waiting on the first's uncommitted row
+    assert not two.done()
+    first_may_commit.set()
+    (opened, created), (repeated, created_again) = await asyncio.wait_for(
+        asyncio.gather(one, two), 10
+    )
+    assert (created, created_again) == (True, False)
+    assert (repeated.id, repeated.count) == (opened.id, 2)
