@@ -72,6 +72,14 @@ def pair(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[RosFace, Agent]]:
     agent = Agent(domain_id, namespace_for("r1"))
     try:
         until(lambda: len(agent.odom) > 2, 10, "odometry from the robot (discovery)")
+        # Discovery runs both ways: a Path published before the robot's subscription
+        # matched the agent's publisher would be dropped.
+        until(
+            lambda: agent.cmd_vel.get_subscription_count() > 0
+            and agent.plan.get_subscription_count() > 0,
+            10,
+            "the robot to subscribe to cmd_vel and plan (discovery)",
+        )
         yield face, agent
     finally:
         agent.ros.close()
