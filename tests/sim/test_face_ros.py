@@ -75,8 +75,10 @@ def pair(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[RosFace, Agent]]:
         # Discovery runs both ways: a Path published before the robot's subscription
         # matched the agent's publisher would be dropped.
         until(
-            lambda: agent.cmd_vel.get_subscription_count() > 0
-            and agent.plan.get_subscription_count() > 0,
+            lambda: (
+                agent.cmd_vel.get_subscription_count() > 0
+                and agent.plan.get_subscription_count() > 0
+            ),
             10,
             "the robot to subscribe to cmd_vel and plan (discovery)",
         )
