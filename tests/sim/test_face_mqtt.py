@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -39,24 +40,38 @@ class Rig:
             await asyncio.sleep(0.02)
 
 
+# Setting the rig up or down takes a second; bounded, a hang fails with where it waited.
+RIG_S = 30.0
+
+
 @pytest.fixture
 async def rig() -> AsyncIterator[Rig]:
-    broker = RobotBroker()
-    await broker.start()
     w = world()
-    face = MqttFace(w.robots["r1"], broker.url, odom_hz=20.0, battery_period_s=0.5)
+    broker = RobotBroker()
     stepper = RealTimeStepper(w, rate_hz=50)
-    stepper.start()
-    task = asyncio.create_task(face.run(), name="face")
-    try:
-        await wait_connected(face)
-        async with aiomqtt.Client("127.0.0.1", broker.port, identifier="agent") as client:
+    async with contextlib.AsyncExitStack() as stack:
+        async with asyncio.timeout(RIG_S):
+            await broker.start()
+            stack.push_async_callback(broker.stop)
+            face = MqttFace(w.robots["r1"], broker.url, odom_hz=20.0, battery_period_s=0.5)
+            stepper.start()
+            stack.callback(stepper.stop)
+            task = asyncio.create_task(face.run(), name="face")
+            stack.push_async_callback(_cancelled, task)
+            await wait_connected(face)
+            client = await stack.enter_async_context(
+                aiomqtt.Client("127.0.0.1", broker.port, identifier="agent")
+            )
+        try:
             yield Rig(w, face, client)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        stepper.stop()
-        await broker.stop()
+        finally:
+            async with asyncio.timeout(RIG_S):
+                await stack.aclose()
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 def _in(seconds: float) -> datetime:
