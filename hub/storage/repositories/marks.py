@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import delete, exists, func, select, tuple_
+from sqlalchemy import and_, delete, exists, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -30,20 +30,21 @@ async def advance_marks(session: AsyncSession, *, keys: Iterable[Key]) -> dict[K
     From the stored mark (0 when none) the mark advances while `mark + 1` is in
     `received_seqs`, never backwards: when two workers race, the higher mark wins.
     Received seqs at or below the mark are then deleted (they are covered). Runs in
-    the caller's transaction, normally the one that stored the envelopes.
+    the caller's transaction, normally the one that stored the envelopes, in four
+    statements whatever the number of keys.
 
     Example:
         >>> async def after_store(session, envelopes):
         ...     return await advance_marks(session, keys={(e.device, e.stream) for e in envelopes})
     """
-    moved: dict[Key, int] = {}
-    for device, stream in _marked(keys):
-        mark = await _stored_mark(session, device, stream)
-        top = await _contiguous_top(session, device, stream, mark)
-        if top > mark and await _raise_mark(session, device, stream, top):
-            moved[(device, stream)] = top
-        await _compact(session, device, stream, max(top, mark))
-    return moved
+    wanted = _marked(keys)
+    if not wanted:
+        return {}
+    marks = {key: 0 for key in wanted} | await current_marks(session, keys=wanted)
+    tops = await _contiguous_tops(session, marks)
+    moved = await _raise_marks(session, {k: top for k, top in tops.items() if top > marks[k]})
+    await _compact(session, {key: max(mark, tops.get(key, mark)) for key, mark in marks.items()})
+    return {key: tops[key] for key in moved}
 
 
 @translated
@@ -59,45 +60,78 @@ async def current_marks(session: AsyncSession, *, keys: Iterable[Key]) -> dict[K
     return {(device, stream): seq for device, stream, seq in rows}
 
 
-async def _stored_mark(session: AsyncSession, device: str, stream: str) -> int:
-    query = select(StreamMark.seq).where(StreamMark.device == device, StreamMark.stream == stream)
-    return (await session.execute(query)).scalar_one_or_none() or 0
-
-
-async def _contiguous_top(session: AsyncSession, device: str, stream: str, mark: int) -> int:
-    """The end of the run of received seqs that starts at `mark + 1` (`mark` if none)."""
-    here = (ReceivedSeq.device == device, ReceivedSeq.stream == stream)
-    first = select(ReceivedSeq.seq).where(*here, ReceivedSeq.seq == mark + 1)
-    if (await session.execute(first)).first() is None:
-        return mark
+async def _contiguous_tops(session: AsyncSession, marks: dict[Key, int]) -> dict[Key, int]:
+    """Per key, the end of the run of received seqs that starts at `mark + 1`; keys whose
+    `mark + 1` was not received are absent."""
     after = aliased(ReceivedSeq)
-    has_next = exists().where(
-        after.device == ReceivedSeq.device,
-        after.stream == ReceivedSeq.stream,
-        after.seq == ReceivedSeq.seq + 1,
+    has_next = (
+        exists()
+        .where(
+            after.device == ReceivedSeq.device,
+            after.stream == ReceivedSeq.stream,
+            after.seq == ReceivedSeq.seq + 1,
+        )
+        .correlate(ReceivedSeq)
     )
-    end = select(func.min(ReceivedSeq.seq)).where(*here, ReceivedSeq.seq > mark, ~has_next)
-    top = (await session.execute(end)).scalar_one()
-    return int(top)
+    # Only the first seq above each mark and the ends of runs above it come back.
+    query = select(ReceivedSeq.device, ReceivedSeq.stream, ReceivedSeq.seq, has_next).where(
+        or_(
+            *(
+                and_(
+                    ReceivedSeq.device == device,
+                    ReceivedSeq.stream == stream,
+                    ReceivedSeq.seq > mark,
+                    or_(ReceivedSeq.seq == mark + 1, ~has_next),
+                )
+                for (device, stream), mark in marks.items()
+            )
+        )
+    )
+    starts: set[Key] = set()
+    ends: dict[Key, list[int]] = {}
+    for device, stream, seq, continues in (await session.execute(query)).all():
+        key = (device, stream)
+        if seq == marks[key] + 1:
+            starts.add(key)
+        if not continues:
+            ends.setdefault(key, []).append(seq)
+    return {key: min(ends[key]) for key in starts}
 
 
-async def _raise_mark(session: AsyncSession, device: str, stream: str, seq: int) -> bool:
-    """Upsert the mark only upwards; False when a racing worker already went as far."""
+async def _raise_marks(session: AsyncSession, tops: dict[Key, int]) -> set[Key]:
+    """Upsert the marks only upwards; the keys a racing worker already took as far are absent."""
+    if not tops:
+        return set()
     conn = await session.connection()
     insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    statement = insert(StreamMark).values(device=device, stream=stream, seq=seq)
+    statement = insert(StreamMark).values(
+        [{"device": d, "stream": s, "seq": seq} for (d, s), seq in tops.items()]
+    )
     statement = statement.on_conflict_do_update(
         index_elements=[StreamMark.device, StreamMark.stream],
         set_={"seq": statement.excluded.seq},
         where=StreamMark.seq < statement.excluded.seq,
-    )
-    return (await conn.execute(statement)).rowcount > 0
+    ).returning(StreamMark.device, StreamMark.stream)
+    return {(d, s) for d, s in (await conn.execute(statement)).all()}
 
 
-async def _compact(session: AsyncSession, device: str, stream: str, mark: int) -> None:
+async def _compact(session: AsyncSession, marks: dict[Key, int]) -> None:
+    """Delete the received seqs each mark covers (seqs start at 1: a mark of 0 covers none)."""
+    marks = {key: mark for key, mark in marks.items() if mark > 0}
+    if not marks:
+        return
     conn = await session.connection()
     await conn.execute(
         delete(ReceivedSeq).where(
-            ReceivedSeq.device == device, ReceivedSeq.stream == stream, ReceivedSeq.seq <= mark
+            or_(
+                *(
+                    and_(
+                        ReceivedSeq.device == device,
+                        ReceivedSeq.stream == stream,
+                        ReceivedSeq.seq <= mark,
+                    )
+                    for (device, stream), mark in marks.items()
+                )
+            )
         )
     )

@@ -206,6 +206,22 @@ class StorageBehaviour:
         moved = await db.advance(KEY, ("amr-1", "s2"), ("amr-2", "s1"), ("amr-3", "s1"))
         assert moved == {KEY: 1, ("amr-1", "s2"): 2, ("amr-2", "s1"): 1}
 
+    async def test_one_batch_moves_each_key_from_its_own_mark(self, db: Db) -> None:
+        gap, fresh, behind = ("amr-1", "s2"), ("amr-2", "s1"), ("amr-3", "s1")
+        await db.store(*(telemetry(seq) for seq in (1, 2)))
+        await db.store(*(telemetry(seq, device="amr-3") for seq in (1, 2, 3)))
+        assert await db.advance(KEY, behind) == {KEY: 2, behind: 3}
+
+        await db.store(*(telemetry(seq) for seq in (3, 4, 6, 7)))  # KEY: 5 is missing
+        await db.store(*(telemetry(seq, stream="s2") for seq in (1, 2, 4, 5, 9)))
+        await db.store(*(telemetry(seq, device="amr-2") for seq in (2, 3)))  # no 1 yet
+        await db.store(telemetry(2, device="amr-3"))  # a re-send below its mark
+        moved = await db.advance(KEY, gap, fresh, behind)
+        assert moved == {KEY: 4, gap: 2}
+        assert await self._marks(db, KEY, gap, fresh, behind) == {KEY: 4, gap: 2, behind: 3}
+        # what is left waits for its gap: KEY 6, 7; gap 4, 5, 9; fresh 2, 3
+        assert await db.count("received_seqs") == 7
+
     async def test_the_will_stream_never_has_a_mark(self, db: Db) -> None:
         last_will = will(ts=at(5))
         await db.store(last_will)
