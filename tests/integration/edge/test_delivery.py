@@ -55,6 +55,14 @@ def depth(db: Path) -> int:
         return int(conn.execute("SELECT count(*) FROM rows").fetchone()[0])
 
 
+def data_depth(db: Path) -> int:
+    """Rows not yet confirmed by the hub, but for `state`: an agent sends its state every
+    couple of seconds and once more as it stops, so one may be in flight or left for the
+    next start (it is not lost: the next run sends it)."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        return int(conn.execute("SELECT count(*) FROM rows WHERE kind != 'state'").fetchone()[0])
+
+
 def drain_remainder(
     agent: AgentProcess, cfg: Path, *, device: str, data: Path, mqtt_url: str
 ) -> None:

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import os
 import secrets
-import sqlite3
 import statistics
 import subprocess
 import threading
@@ -31,7 +30,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from tests.integration.edge.test_delivery import depth
+from tests.integration.edge.test_delivery import data_depth, depth
 from tests.integration.harness import AgentProcess, PrivateBroker, agent_config, wait_for
 from tests.integration.hubrig import (
     HubProcess,
@@ -46,13 +45,6 @@ from tests.integration.hubrig import (
 
 REPO = Path(__file__).resolve().parents[3]
 SERVICES = REPO / "deploy" / "dev" / "services"
-
-
-def data_depth(db: Path) -> int:
-    """Rows not yet confirmed by the hub, but for `state`: an agent sends its state every
-    couple of seconds, so under load there is nearly always one in flight."""
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        return int(conn.execute("SELECT count(*) FROM rows WHERE kind != 'state'").fetchone()[0])
 
 
 def _int(name: str, default: int) -> int:
