@@ -107,12 +107,12 @@ async def _raise_marks(session: AsyncSession, tops: dict[Key, int]) -> set[Key]:
     statement = insert(StreamMark).values(
         [{"device": d, "stream": s, "seq": seq} for (d, s), seq in tops.items()]
     )
-    statement = statement.on_conflict_do_update(
+    upsert = statement.on_conflict_do_update(
         index_elements=[StreamMark.device, StreamMark.stream],
         set_={"seq": statement.excluded.seq},
         where=StreamMark.seq < statement.excluded.seq,
     ).returning(StreamMark.device, StreamMark.stream)
-    return {(d, s) for d, s in (await conn.execute(statement)).all()}
+    return {(d, s) for d, s in (await conn.execute(upsert)).all()}
 
 
 async def _compact(session: AsyncSession, marks: dict[Key, int]) -> None:

@@ -69,7 +69,7 @@ def drain_remainder(
     """Restart the agent with no sources and let it empty its outbox, then stop it."""
     agent_config(cfg, device=device, data_dir=data, mqtt_url=mqtt_url)
     agent.start()
-    wait_for(lambda: depth(data / "outbox.db") == 0, 60, "the outbox to drain")
+    wait_for(lambda: data_depth(data / "outbox.db") == 0, 60, "the outbox to drain")
     assert agent.terminate() == 0
 
 
@@ -235,7 +235,7 @@ def test_broker_crash_after_puback_rows_are_resent(
         broker.start()
         hub.ingest.proc.send_signal(signal.SIGCONT)  # type: ignore[union-attr]
         wait_for(
-            lambda: depth(data / "outbox.db") == 0 and len(hub.telemetry(device)) >= 600,
+            lambda: data_depth(data / "outbox.db") == 0 and len(hub.telemetry(device)) >= 600,
             120,
             "all 600 points",
         )

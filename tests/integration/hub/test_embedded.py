@@ -23,7 +23,7 @@ import pytest
 
 from protocol import Channel, Envelope, encode, topic
 from protocol.models import TelemetryBatch, TelemetryPoint
-from tests.integration.edge.test_delivery import depth
+from tests.integration.edge.test_delivery import data_depth
 from tests.integration.harness import AgentProcess, agent_config, free_port, wait_for
 from tests.integration.hubrig import OUTPOST, HubProcess
 
@@ -140,9 +140,9 @@ def test_embedded_hub_stores_every_point_exactly_once_across_a_hub_kill(
         for device, agent in zip(devices, agents, strict=True):
             assert embedded_hub.counter_values(device) == [float(i) for i in range(POINTS)]
             wait_for(
-                lambda a=agent, d=device: depth(tmp_path / d / "outbox.db") == 0,  # type: ignore[misc]
+                lambda a=agent, d=device: data_depth(tmp_path / d / "outbox.db") == 0,  # type: ignore[misc]
                 30,
-                f"{device}'s outbox to empty through watermarks",
+                f"{device}'s outbox to empty of data through watermarks",
             )
             assert agent.terminate() == 0
     finally:
