@@ -16,7 +16,14 @@ import pytest
 
 from tests.integration.edge.test_delivery import data_depth, drain_remainder
 from tests.integration.harness import AgentProcess, agent_config, wait_for
-from tests.integration.hubrig import HubProcess, drop_run, migrate, pg_counter_values, scale_config
+from tests.integration.hubrig import (
+    HubProcess,
+    drop_run,
+    migrate,
+    pg_counter_values,
+    scale_config,
+    wait_sessions_subscribed,
+)
 
 AGENTS = 2
 RATE_HZ = 50
@@ -42,6 +49,9 @@ def hub_stack(
     for role in roles:
         role.start()
     try:
+        # Agents start next: what they publish before the ingest has subscribed, the broker
+        # drops (and another test's hub on the shared broker may acknowledge it meanwhile).
+        wait_sessions_subscribed(roles[:1], f"ingest-{run_id}")
         yield config
     finally:
         for role in roles:
