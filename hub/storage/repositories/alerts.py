@@ -17,7 +17,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.storage.errors import translated
@@ -30,6 +29,7 @@ from hub.storage.models import (
     DeviceStatus,
     table_of,
 )
+from hub.storage.repositories.bulk import dialect_insert
 
 
 def active_key(rule_id: int, device: str) -> str:
@@ -329,8 +329,7 @@ async def raise_alert(session: AsyncSession, *, alert: NewAlert) -> tuple[AlertR
     the winner's alert instead of failing its batch.
     """
     key = active_key(alert.rule_id, alert.device)
-    dialect = session.get_bind().dialect.name
-    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert_ = dialect_insert(await session.connection())
     while True:
         row = await session.scalar(
             select(AlertRow)

@@ -22,7 +22,7 @@ small batches) and `unnest` below.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from enum import StrEnum
 from operator import itemgetter
 from typing import Any
@@ -100,13 +100,18 @@ def _chunks(rows: Sequence[Row], size: int) -> Iterator[Sequence[Row]]:
         yield rows[start : start + size]
 
 
+def dialect_insert(conn: AsyncConnection) -> Callable[..., postgresql.Insert | sqlite.Insert]:
+    """The connection's dialect's `insert`, the one with `on_conflict_do_*`."""
+    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+
+
 def _max_rows(conn: AsyncConnection, table: Table, wanted: int) -> int:
     limit = PG_MAX_PARAMETERS if conn.dialect.name == "postgresql" else SQLITE_MAX_VARIABLES
     return max(1, min(wanted, limit // len(table.columns)))
 
 
 async def _values(conn: AsyncConnection, table: Table, rows: Sequence[Row], chunk: int) -> int:
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    insert = dialect_insert(conn)
     inserted = 0
     for part in _chunks(rows, _max_rows(conn, table, chunk)):
         statement = insert(table).values(list(part)).on_conflict_do_nothing()

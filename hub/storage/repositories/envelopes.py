@@ -6,7 +6,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Table, case, func
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.storage.errors import translated
@@ -20,7 +19,7 @@ from hub.storage.models import (
     Telemetry,
     table_of,
 )
-from hub.storage.repositories.bulk import insert_ignore
+from hub.storage.repositories.bulk import dialect_insert, insert_ignore
 from hub.storage.repositories.commands import advance_commands
 from hub.storage.rows import Row, Uplink, plan_rows
 
@@ -116,7 +115,7 @@ async def _apply_states(session: AsyncSession, *, states: Iterable[Row]) -> int:
         return 0
     applied = 0
     conn = await session.connection()
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    insert = dialect_insert(conn)
     table = table_of(DeviceStatus)
     for row in rows:
         statement = insert(table).values(row)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sqlalchemy import and_, delete, exists, or_, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from hub.storage.errors import translated
 from hub.storage.models import ReceivedSeq, StreamMark
+from hub.storage.repositories.bulk import dialect_insert
 from protocol import is_gateway_stream
 
 WILL_STREAM = "will"
@@ -103,7 +103,7 @@ async def _raise_marks(session: AsyncSession, tops: dict[Key, int]) -> set[Key]:
     if not tops:
         return set()
     conn = await session.connection()
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    insert = dialect_insert(conn)
     statement = insert(StreamMark).values(
         [{"device": d, "stream": s, "seq": seq} for (d, s), seq in tops.items()]
     )

@@ -8,12 +8,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, literal_column, select, type_coerce
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from hub.storage.columns import UTCDateTime
 from hub.storage.errors import translated
 from hub.storage.models import Telemetry, TelemetryRollup
+from hub.storage.repositories.bulk import dialect_insert
 
 UPSERT_CHUNK = 500
 
@@ -99,7 +99,7 @@ async def _compute(conn: AsyncConnection, since: datetime, until: datetime) -> l
 
 
 async def _upsert(conn: AsyncConnection, rollups: Sequence[Rollup]) -> None:
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    insert = dialect_insert(conn)
     for start in range(0, len(rollups), UPSERT_CHUNK):
         part = [asdict(r) for r in rollups[start : start + UPSERT_CHUNK]]
         statement = insert(TelemetryRollup).values(part)
